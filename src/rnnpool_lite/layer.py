@@ -1,0 +1,288 @@
+"""``RNNPool2d``: the RNNPool operator (Algorithm 1 of the paper) slid over a feature map.
+
+Semantics, per output position (one ``kh x kw`` patch of the zero-padded input):
+
+1. RNN1 (hidden ``h1``) runs left to right along each of the ``kh`` rows of the patch and
+   top to bottom along each of the ``kw`` columns; its last states are the row and column
+   summaries.
+2. RNN2 (hidden ``h2``) runs over the row summaries top to bottom and bottom to top, and over the
+   column summaries left to right and right to left (one weight set for all four sweeps).
+3. The output is ``[rows forward, rows backward, columns forward, columns backward]``: ``4 h2``
+   channels.
+
+How it is computed fast (the result is the same as the per-patch definition, see
+``rnnpool_lite.reference``):
+
+* A row summary depends only on its row segment, so vertically overlapping patches share row
+  summaries; RNN1 runs once per (image row, horizontal patch position), and once per (image
+  column, vertical patch position) for the columns - not once per patch.
+* The input projection ``W x`` of RNN1 is computed once per pixel, that of RNN2 once per summary.
+* The row and column sweeps of RNN1 are one batched recurrence; the four RNN2 sweeps are another.
+  The only Python loop is over time steps (at most the kernel size).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+from .cells import FastGRNNCell, RecurrentCell, make_cell
+
+IntPair = int | tuple[int, int]
+
+
+def _pair(value: Any, name: str, minimum: int) -> tuple[int, int]:
+    """Validate an int or an (h, w) pair of ints, each at least ``minimum``."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if v < minimum:
+            kind = "positive" if minimum == 1 else "non-negative"
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def pooled_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a pooling window along one axis: ``(size + 2p - k) // s + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pack_time_major(
+    parts: Sequence[tuple[Tensor, bool]], gates: int
+) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    """Pack sequence groups into one batch per time step, each ``(gates, B, hidden)``.
+
+    Each part is ``(seq, reverse)`` with ``seq`` shaped ``(..., gates * hidden, T_i)`` (an
+    ``unfold`` view: nothing is copied before this point) and ``reverse`` asking for the
+    sequence read backwards. Groups shorter than the longest are left-padded with zeros; the
+    second value (``None`` when all lengths agree) gives each packed sequence's first step.
+
+    Everything is out of place and the steps come from one ``unbind``, whose backward is one
+    ``stack``: indexing or writing per step would make autograd allocate a full-size gradient
+    buffer per step.
+    """
+    steps = max(p.shape[-1] for p, _ in parts)
+    hidden = parts[0][0].shape[-2] // gates
+    blocks = []
+    for seq, reverse in parts:
+        length = seq.shape[-1]
+        # (..., gates*hidden, T) -> (T, gates, B_part, hidden): one copy
+        block = seq.unflatten(-2, (gates, hidden)).movedim(-1, 0).movedim(-2, 1)
+        block = block.reshape(length, gates, -1, hidden)
+        if reverse:
+            block = block.flip(0)
+        if length < steps:
+            block = F.pad(block, (0, 0, 0, 0, 0, 0, steps - length, 0))
+        blocks.append(block)
+    first_step = None
+    if any(p.shape[-1] != steps for p, _ in parts):
+        first_step = torch.cat(
+            [torch.full((b.shape[2], 1), steps - p.shape[-1], device=b.device) for b, (p, _) in zip(blocks, parts)]
+        )
+    return torch.cat(blocks, dim=2).unbind(0), first_step
+
+
+class RNNPool2d(nn.Module):
+    """RNNPool as a pooling layer: ``(N, C, H, W) -> (N, 4 * hidden_size2, H_out, W_out)``.
+
+    ``H_out = (H + 2 p - k) // s + 1`` (likewise ``W_out``), with zero padding, as in
+    ``nn.MaxPool2d``; ``stride`` defaults to ``kernel_size``.
+
+    Args:
+        in_channels: channels ``C`` of the input.
+        hidden_size: hidden size ``h1`` of RNN1, which sweeps rows and columns of a patch.
+        kernel_size: patch size, an int or ``(kh, kw)``.
+        stride: patch stride (default: ``kernel_size``).
+        padding: zero padding on each side, an int or ``(ph, pw)``.
+        hidden_size2: hidden size ``h2`` of RNN2 (default: ``hidden_size``).
+        cell: ``"fastgrnn"`` (the paper's), ``"gru"`` or ``"lstm"`` (Table 18's ablation).
+        piecewise_linear: use quantSigmoid / quantTanh, for models that will run in int8.
+        learn_zeta_nu: FastGRNN only: learn zeta and nu (EdgeML's default), or fix them at
+            zeta = 1, nu = 0 as the paper's experiments do.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_size: int,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        hidden_size2: int | None = None,
+        cell: str = "fastgrnn",
+        *,
+        piecewise_linear: bool = False,
+        learn_zeta_nu: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.hidden_size = _positive_int(hidden_size, "hidden_size")
+        self.hidden_size2 = _positive_int(
+            hidden_size if hidden_size2 is None else hidden_size2, "hidden_size2"
+        )
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(self.kernel_size if stride is None else stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        if not isinstance(cell, str):
+            raise TypeError(f"cell must be a string, got {type(cell).__name__}")
+        self.cell = cell.lower()
+        options = dict(piecewise_linear=piecewise_linear, learn_zeta_nu=learn_zeta_nu,
+                       device=device, dtype=dtype)
+        self.rnn1: RecurrentCell = make_cell(self.cell, self.in_channels, self.hidden_size, **options)
+        self.rnn2: RecurrentCell = make_cell(self.cell, self.hidden_size, self.hidden_size2, **options)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the output: ``4 * hidden_size2``."""
+        return 4 * self.hidden_size2
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial output size for an input of ``height x width``."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return pooled_size(height, kh, sh, ph), pooled_size(width, kw, sw, pw)
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"RNNPool2d expects a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"RNNPool2d expects a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"RNNPool2d was built for {self.in_channels} input channels, got {x.shape[1]} "
+                f"(input shape {tuple(x.shape)})"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"RNNPool2d expects a floating-point input, got {x.dtype}")
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        h, w = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+        if h < kh or w < kw:
+            raise ValueError(
+                f"input of {x.shape[2]}x{x.shape[3]} (padded to {h}x{w}) is smaller than the "
+                f"{kh}x{kw} kernel"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        n = x.shape[0]
+        if ph or pw:
+            x = F.pad(x, (pw, pw, ph, ph))
+        ho, wo = pooled_size(x.shape[2], kh, sh, 0), pooled_size(x.shape[3], kw, sw, 0)
+        hu, wu = sh * (ho - 1) + kh, sw * (wo - 1) + kw  # rows / columns any patch touches
+        if n == 0:
+            return x.new_zeros(0, self.out_channels, ho, wo)
+
+        # RNN1: project every pixel once, then sweep each (row, patch column) segment and each
+        # (column, patch row) segment in one batched recurrence.
+        p1 = self.rnn1.project(x[:, :, :hu, :wu].permute(0, 2, 3, 1))  # (N, hu, wu, G1)
+        rows = p1.unfold(2, kw, sw)  # (N, hu, wo, G1, kw)
+        cols = p1.unfold(1, kh, sh)  # (N, ho, wu, G1, kh)
+        seq1, first1 = _pack_time_major([(rows, False), (cols, False)], self.rnn1.gates)
+        summaries = self.rnn1.scan(seq1, first1)  # (N*hu*wo + N*ho*wu, h1)
+
+        # RNN2: project each summary once, then the four sweeps of every patch in one recurrence.
+        p2 = self.rnn2.project(summaries)
+        n_rows = n * hu * wo
+        row_seq = p2[:n_rows].view(n, hu, wo, -1).unfold(1, kh, sh)  # (N, ho, wo, G2, kh)
+        col_seq = p2[n_rows:].view(n, ho, wu, -1).unfold(2, kw, sw)  # (N, ho, wo, G2, kw)
+        seq2, first2 = _pack_time_major(
+            [(row_seq, False), (row_seq, True), (col_seq, False), (col_seq, True)], self.rnn2.gates
+        )
+        h2 = self.rnn2.scan(seq2, first2)  # (4*N*ho*wo, h2)
+        return h2.view(4, n, ho, wo, self.hidden_size2).permute(1, 0, 4, 2, 3).reshape(
+            n, self.out_channels, ho, wo
+        )
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_channels}, hidden_size={self.hidden_size}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, hidden_size2={self.hidden_size2}, "
+            f"cell={self.cell!r}"
+        )
+        if self.rnn1.piecewise_linear:
+            s += ", piecewise_linear=True"
+        if isinstance(self.rnn1, FastGRNNCell) and not self.rnn1.learn_zeta_nu:
+            s += ", learn_zeta_nu=False"
+        return s
+
+    # -- interoperability with the authors' C reference (EdgeML) ----------------------------
+
+    _EDGEML_KEYS = ("W", "U", "Bg", "Bh", "sigmoid_zeta", "sigmoid_nu")
+
+    @classmethod
+    def from_edgeml(
+        cls,
+        params: Mapping[str, Any],
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: IntPair = 0,
+        *,
+        piecewise_linear: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> "RNNPool2d":
+        """Build a FastGRNN layer from EdgeML's C-reference parameter names.
+
+        ``params`` holds ``W1, U1, Bg1, Bh1, sigmoid_zeta1, sigmoid_nu1`` and the same with 2
+        (arrays or nested lists). ``W`` is ``(hidden, input)``, ``U`` is ``(hidden, hidden)``, the
+        biases are ``(hidden,)`` (a ``(1, hidden)`` row is accepted), and zeta / nu are the
+        effective values (after the sigmoid).
+        """
+        missing = [f"{k}{i}" for i in (1, 2) for k in cls._EDGEML_KEYS if f"{k}{i}" not in params]
+        if missing:
+            raise KeyError(f"EdgeML parameters missing: {', '.join(missing)}")
+        arrays = {k: np.asarray(params[k], dtype=np.float64) for k in params if k[:-1] in cls._EDGEML_KEYS}
+        w1, w2 = arrays["W1"], arrays["W2"]
+        if w1.ndim != 2 or w2.ndim != 2:
+            raise ValueError(f"W1 and W2 must be 2-D (hidden, input), got {w1.shape} and {w2.shape}")
+        h1, c = w1.shape
+        h2 = w2.shape[0]
+        if w2.shape[1] != h1:
+            raise ValueError(f"W2 must be (hidden2, hidden1={h1}), got {w2.shape}")
+        layer = cls(c, h1, kernel_size, stride, padding, h2, "fastgrnn",
+                    piecewise_linear=piecewise_linear, learn_zeta_nu=True,
+                    device=device, dtype=dtype)
+        for i, rnn in ((1, layer.rnn1), (2, layer.rnn2)):
+            assert isinstance(rnn, FastGRNNCell)
+            hidden = rnn.hidden_size
+            expected = {"W": rnn.W.shape, "U": (hidden, hidden), "Bg": (hidden,), "Bh": (hidden,)}
+            with torch.no_grad():
+                for key, target in (("W", rnn.W), ("U", rnn.U), ("Bg", rnn.bias_gate), ("Bh", rnn.bias_update)):
+                    value = arrays[f"{key}{i}"]
+                    if key in ("Bg", "Bh"):
+                        value = value.reshape(-1)
+                    if tuple(value.shape) != tuple(expected[key]):
+                        raise ValueError(f"{key}{i} must have shape {tuple(expected[key])}, got {value.shape}")
+                    target.copy_(torch.as_tensor(value))
+            rnn.set_zeta_nu(float(arrays[f"sigmoid_zeta{i}"]), float(arrays[f"sigmoid_nu{i}"]))
+        return layer
+
+    def to_edgeml(self) -> dict[str, np.ndarray | float]:
+        """Parameters under EdgeML's C-reference names (inverse of :meth:`from_edgeml`)."""
+        if not isinstance(self.rnn1, FastGRNNCell) or not isinstance(self.rnn2, FastGRNNCell):
+            raise TypeError(f"to_edgeml needs the fastgrnn cell, this layer uses {self.cell!r}")
+        out: dict[str, np.ndarray | float] = {}
+        for i, rnn in ((1, self.rnn1), (2, self.rnn2)):
+            out[f"W{i}"] = rnn.W.detach().cpu().numpy().copy()
+            out[f"U{i}"] = rnn.U.detach().cpu().numpy().copy()
+            out[f"Bg{i}"] = rnn.bias_gate.detach().cpu().numpy().copy()
+            out[f"Bh{i}"] = rnn.bias_update.detach().cpu().numpy().copy()
+            out[f"sigmoid_zeta{i}"] = float(rnn.zeta.detach())
+            out[f"sigmoid_nu{i}"] = float(rnn.nu.detach())
+        return out
