@@ -6,8 +6,12 @@ over all columns, then RNN2 forward and backward over the row summaries and over
 summaries, each as a separate pass, computing ``W x_t`` inside every step. It is written here,
 from the paper's equations, on the same weights as the layer.
 
-Run: ``python benchmarks/bench_rnnpool.py [--threads 2] [--repeats 7]``. Prints medians (ms) and
-the ratios plain / ours, and checks that both give the same output (max abs difference).
+Both run twice: with glibc's malloc as it is, then with freed memory kept for reuse
+(``rnnpool_lite.runtime.keep_freed_memory``; without it both spend much of their time in page
+faults, see that module).
+
+Run: ``python benchmarks/bench_rnnpool.py [--threads 2] [--repeats 11]``. Prints medians (ms) and
+the ratios plain / ours (the contenders alternate within each repeat, so machine noise hits both), and checks that both give the same output (max abs difference).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from torch import Tensor, nn
 
 from rnnpool_lite import RNNPool2d
 from rnnpool_lite.cells import FastGRNNCell
+from rnnpool_lite.runtime import keep_freed_memory
 
 CONFIGS = {
     # name: (N, C, H, W, kernel, stride, h1, h2)
@@ -66,14 +71,17 @@ def plain_rnnpool(layer: RNNPool2d, x: Tensor) -> Tensor:
     return out.view(n, ho, wo, -1).permute(0, 3, 1, 2)
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved_medians(fns: dict[str, object], repeats: int) -> dict[str, float]:
+    """Median ms of each function, run in turn within every repeat (so drift hits all alike)."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
 
 
 def _forward_backward(fn, x: Tensor, params: list[nn.Parameter]):
@@ -97,16 +105,18 @@ def bench(repeats: int = 7) -> pd.DataFrame:
         with torch.no_grad():
             diff = (layer(x) - plain_rnnpool(layer, x)).abs().max().item()
         with torch.no_grad():
-            fwd = {
-                "ours": _median_ms(lambda: layer(x), repeats),
-                "plain": _median_ms(lambda: plain_rnnpool(layer, x), repeats),
-                "avgpool": _median_ms(lambda: avg(x), repeats),
-            }
-        fb = {
-            "ours": _median_ms(_forward_backward(layer, x, params), repeats),
-            "plain": _median_ms(_forward_backward(lambda t: plain_rnnpool(layer, t), x, params), repeats),
-            "avgpool": _median_ms(_forward_backward(avg, x, []), repeats),
-        }
+            fwd = _interleaved_medians(
+                {"ours": lambda: layer(x), "plain": lambda: plain_rnnpool(layer, x), "avgpool": lambda: avg(x)},
+                repeats,
+            )
+        fb = _interleaved_medians(
+            {
+                "ours": _forward_backward(layer, x, params),
+                "plain": _forward_backward(lambda t: plain_rnnpool(layer, t), x, params),
+                "avgpool": _forward_backward(avg, x, []),
+            },
+            repeats,
+        )
         for mode, t in (("forward", fwd), ("forward+backward", fb)):
             rows.append(
                 {
@@ -126,16 +136,28 @@ def bench(repeats: int = 7) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    table = bench(args.repeats)
     pd.set_option("display.width", 160)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} runs")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} interleaved runs")
     targets = {"forward": 3.0, "forward+backward": 2.5}
-    ok = all(r["plain/ours"] >= targets[r["pass"]] and r["max_abs_diff"] < 1e-4 for _, r in table.iterrows())
-    print("targets (forward >= 3x, forward+backward >= 2.5x, outputs within 1e-4):", "met" if ok else "NOT met")
+    tables = []
+    # glibc first as it is, then told to keep freed memory (rnnpool_lite.runtime): the setting
+    # applies to the whole process, so both contenders always run under the same allocator.
+    for setting in ("glibc default", "freed memory kept"):
+        if setting == "freed memory kept" and not keep_freed_memory():
+            print("(not glibc: the second setting is skipped)")
+            break
+        table = bench(args.repeats)
+        table.insert(0, "malloc", setting)
+        tables.append(table)
+        print(f"\n{setting}:")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        met = all(
+            r["plain/ours"] >= targets[r["pass"]] and r["max_abs_diff"] < 1e-4 for _, r in table.iterrows()
+        )
+        print("targets (forward >= 3x, forward+backward >= 2.5x, outputs within 1e-4):", "met" if met else "NOT met")
 
 
 if __name__ == "__main__":

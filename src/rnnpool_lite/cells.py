@@ -3,16 +3,16 @@
 RNNPool runs thousands of tiny recurrences (length = patch size, hidden size 4-64) at once, so a
 cell here is not stepped one sequence at a time. Each cell splits its work in two:
 
-* ``project(x)``: the input projection ``W x + b`` for every position at once. RNNPool calls it
-  once per pixel, although a pixel appears in several patches and in both the row and the
-  column sweep.
-* ``scan(xp)``: the recurrence over a time-major, gate-major batch ``xp``: a ``(T, gates, B,
-  hidden)`` tensor or a list of ``T`` tensors ``(gates, B, hidden)``, from a zero state, returning the last hidden state ``(B, hidden)``.
-  The only Python loop is over ``T``. Gate-major keeps every elementwise op on contiguous
-  memory, which is 2-8x faster on CPU than the same op on an interleaved half of a row.
+* ``input_weights()``: the matrix and bias of the input projection ``W x + b``. RNNPool applies
+  it once per pixel, although a pixel appears in several patches and in both sweeps.
+* ``scan(xs)``: the recurrence over projected inputs ``xs``, a sequence of ``T`` tensors
+  ``(gates, hidden, B)`` (or one ``(T, gates, hidden, B)`` tensor), from a zero state, returning the last state ``(hidden, B)``. The
+  only Python loop is over ``T``. The layout is feature-first (the batch is the innermost,
+  contiguous axis): every elementwise op then runs on long contiguous rows, and ``U h`` is one
+  ``(hidden, hidden) @ (hidden, B)`` product.
 
 Sequences of different lengths share one ``scan``: shorter ones are left-padded and
-``first_step`` (shape ``(B, 1)``) says at which step each starts; before it the state stays zero.
+``first_step`` (shape ``(B,)``) says at which step each starts; before it the state stays zero.
 
 The nonlinearities can be swapped for the piecewise-linear ``quant_sigmoid`` /
 ``quant_tanh`` of the RNNPool paper (from the EdgeML code), which quantize to int8 without loss.
@@ -55,7 +55,7 @@ def _logit(p: float, limit: float = 50.0) -> float:
 
 
 class RecurrentCell(nn.Module):
-    """Common interface of the cells: ``project`` once per position, ``scan`` over time."""
+    """Common interface: ``input_weights`` applied once per position, ``scan`` over time."""
 
     #: width of the input projection, in multiples of ``hidden_size``
     gates: int = 1
@@ -67,17 +67,20 @@ class RecurrentCell(nn.Module):
         self.piecewise_linear = piecewise_linear
         self._sigmoid, self._tanh = _activations(piecewise_linear)
 
-    def project(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def input_weights(self) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        """``(weight (gates*hidden, input), bias (gates*hidden,))`` of the input projection."""
         raise NotImplementedError
 
-    def scan(self, xp: Tensor | Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:  # pragma: no cover
+    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:  # pragma: no cover
+        """Run over ``T`` projected inputs ``(gates, hidden, B)``; return the last state ``(hidden, B)``."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        """Run over a batch-first sequence ``(B, T, input_size)``; return the last state."""
+        """Run over a batch-first sequence ``(B, T, input_size)``; return the last state ``(B, hidden)``."""
         b, t, _ = x.shape
-        xp = self.project(x).view(b, t, self.gates, self.hidden_size).permute(1, 2, 0, 3)
-        return self.scan(xp.contiguous())
+        weight, bias = self.input_weights()
+        xs = F.linear(x, weight, bias).view(b, t, self.gates, self.hidden_size).permute(1, 2, 3, 0)
+        return self.scan(xs.contiguous().unbind(0)).t()
 
     @staticmethod
     def _masked(t: int, first_step: Tensor | None, new: Tensor, old: Tensor | None) -> Tensor:
@@ -89,6 +92,103 @@ class RecurrentCell(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         return s + (", piecewise_linear=True" if self.piecewise_linear else "")
+
+
+class _FastGRNNScan(torch.autograd.Function):
+    """FastGRNN recurrence with a hand-written backward pass (sigmoid nonlinearities only).
+
+    Forward keeps, per step, ``[z, c]`` and the previous state; backward walks the steps in
+    reverse with about a dozen contiguous elementwise ops each (autograd over the same loop
+    records more ops and saves more tensors). The update gate arrives doubled:
+    ``c = tanh(a) = 2 sigmoid(2a) - 1`` (see ``FastGRNNCell.input_weights``), so one in-place
+    sigmoid serves both gates. zeta and nu enter as Python scalars: broadcasting a one-element
+    tensor takes a slow path on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, fixed: bool, u: Tensor, zeta: Tensor, nu: Tensor, *xs: Tensor) -> Tensor:
+        zeta_f, nu_f = float(zeta), float(nu)
+        keep = any(ctx.needs_input_grad)  # inference keeps nothing for a backward pass
+        zcs, states = _fastgrnn_forward(list(xs), u, zeta_f, nu_f, fixed, keep)
+        if keep:
+            ctx.save_for_backward(u, zeta, *zcs, *states[:-1])
+            ctx.fixed, ctx.zeta, ctx.nu, ctx.steps = fixed, zeta_f, nu_f, len(xs)
+        return states[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor):
+        u, zeta_t, *saved = ctx.saved_tensors
+        steps = ctx.steps
+        grads, grad_u, grad_zeta, grad_nu = _fastgrnn_backward(
+            grad_h, saved[:steps], saved[steps:], u, ctx.zeta, ctx.nu, ctx.fixed
+        )
+        return (None, grad_u, torch.full_like(zeta_t, grad_zeta), torch.full_like(zeta_t, grad_nu), *grads)
+
+
+def _fastgrnn_forward(
+    xs: list[Tensor], u: Tensor, zeta: float, nu: float, fixed: bool, keep: bool
+) -> tuple[list[Tensor], list[Tensor]]:
+    """All steps: per step ``[z, c]`` and the states ``h_0 .. h_T``.
+
+    Without ``keep`` the buffers are reused and only the last state is returned.
+    """
+    zcs: list[Tensor] = []
+    states: list[Tensor] = [xs[0].new_zeros(xs[0].shape[1:])]
+    gates = torch.empty_like(xs[0])
+    spare = torch.empty_like(states[0])
+    for t, x in enumerate(xs):
+        h = states[-1]
+        s = torch.empty_like(x) if keep else gates
+        if t == 0:
+            s.copy_(x)
+        else:
+            uh = torch.mm(u, h)
+            torch.add(x[0], uh, out=s[0])
+            torch.add(x[1], uh, alpha=2.0, out=s[1])
+        s.sigmoid_()
+        z, c = s[0], s[1].mul_(2.0).sub_(1.0)
+        new = torch.empty_like(h) if keep or t == 0 else spare
+        if fixed:  # h' = c + z (h - c)
+            torch.lerp(c, h, z, out=new)
+        else:  # h' = (zeta + nu) c + z (h - zeta c)
+            torch.add(h, c, alpha=-zeta, out=new).mul_(z).add_(c, alpha=zeta + nu)
+        if keep:
+            zcs.append(s)
+            states.append(new)
+        else:
+            states, spare = [new], h
+    return zcs, states
+
+
+def _fastgrnn_backward(
+    grad_h: Tensor, zcs: Sequence[Tensor], states: Sequence[Tensor], u: Tensor, zeta: float,
+    nu: float, fixed: bool,
+) -> tuple[list[Tensor], Tensor, float, float]:
+    """Backward through all steps: per-step input gradients, ``dU``, ``dzeta`` and ``dnu``."""
+    grads = [torch.empty_like(zc) for zc in zcs]
+    grad_u = torch.zeros_like(u)
+    grad_zeta = grad_nu = 0.0
+    dh = grad_h.contiguous()
+    for t in reversed(range(len(zcs))):
+        z, c, h_prev, g = zcs[t][0], zcs[t][1], states[t], grads[t]
+        if fixed:
+            dz = torch.sub(h_prev, c).mul_(dh)
+            dc = torch.addcmul(dh, dh, z, value=-1.0)
+        else:
+            dz = torch.add(h_prev, c, alpha=-zeta).mul_(dh)
+            dhc = dh * c
+            sum_dhc = float(dhc.sum())
+            grad_nu += sum_dhc
+            grad_zeta += sum_dhc - float((dhc * z).sum())
+            dc = torch.mul(z, -zeta).add_(zeta + nu).mul_(dh)
+        torch.mul(dz, torch.addcmul(z, z, z, value=-1.0), out=g[0])  # sigmoid'
+        torch.addcmul(dc, dc, c * c, value=-1.0, out=g[1]).mul_(0.5)  # (1 - c^2) / 2
+        if t > 0:
+            d_uh = torch.add(g[0], g[1], alpha=2.0)
+            grad_u.addmm_(d_uh, h_prev.t())
+            dh = torch.addmm(dh * z, u.t(), d_uh)
+    return grads, grad_u, grad_zeta, grad_nu
 
 
 class FastGRNNCell(RecurrentCell):
@@ -151,45 +251,37 @@ class FastGRNNCell(RecurrentCell):
             self.zeta_raw.fill_(_logit(zeta))
             self.nu_raw.fill_(_logit(nu))
 
-    def project(self, x: Tensor) -> Tensor:
-        """``[W x + b_gate, 2 (W x + b_update)]`` along the last axis (``2 * hidden`` wide).
+    def input_weights(self) -> tuple[Tensor, Tensor]:
+        """``[W; 2 W]`` and ``[b_gate; 2 b_update]``: the update half is doubled.
 
-        The update half is doubled because the scan computes ``tanh(a)`` as
-        ``2 sigmoid(2 a) - 1``: one in-place sigmoid then covers both gates (``tanh`` is about
-        3x slower than ``sigmoid`` on CPU). With the piecewise-linear option no doubling is done.
+        The scan computes ``tanh(a)`` as ``2 sigmoid(2 a) - 1`` so that one in-place sigmoid
+        covers both gates (``tanh`` is about 3x slower than ``sigmoid`` on CPU). With the
+        piecewise-linear option nothing is doubled.
         """
         scale = 1.0 if self.piecewise_linear else 2.0
         weight = torch.cat([self.W, scale * self.W])
-        return F.linear(x, weight, torch.cat([self.bias_gate, scale * self.bias_update]))
+        return weight, torch.cat([self.bias_gate, scale * self.bias_update])
 
-    def scan(self, xp: Tensor | Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
-        piecewise = self.piecewise_linear
-        ut = self.U.t()
-        if not piecewise:
-            ut2 = torch.stack([ut, 2.0 * ut])  # (2, h, h): the update gate's pre-activation doubled
-        if self.learn_zeta_nu:
-            zeta, nu = self.zeta, self.nu
-            zeta_plus_nu = zeta + nu
-        minus_one = xp[0].new_full((), -1.0)
+    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+        if not self.piecewise_linear and first_step is None:
+            return _FastGRNNScan.apply(not self.learn_zeta_nu, self.U, self.zeta, self.nu, *xs)
+        return self._scan_autograd(xs, first_step)
+
+    def _scan_autograd(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+        """The same recurrence through autograd (piecewise-linear, or unequal lengths)."""
+        gate_scale = xs[0].new_tensor([1.0, 1.0 if self.piecewise_linear else 2.0]).view(2, 1, 1)
+        zeta, nu = self.zeta, self.nu
         h: Tensor | None = None
-        for t in range(len(xp)):
-            if h is None:
-                pre = xp[t]
-            elif piecewise:
-                pre = xp[t] + (h @ ut)  # broadcast over both gates
-            else:
-                pre = torch.baddbmm(xp[t], h.expand(2, -1, -1), ut2)
-            if piecewise:
+        for t in range(len(xs)):
+            pre = xs[t] if h is None else torch.addcmul(xs[t], self.U @ h, gate_scale)
+            if self.piecewise_linear:
                 z, c = quant_sigmoid(pre[0]), quant_tanh(pre[1])
             else:
                 s = torch.sigmoid(pre)
-                z, c = s[0], torch.add(minus_one, s[1], alpha=2.0)  # tanh(a) = 2 sigmoid(2a) - 1
-            if not self.learn_zeta_nu:
-                new = c - z * c if h is None else torch.lerp(c, h, z)
-            else:
-                new = torch.addcmul(zeta_plus_nu, z, -zeta) * c  # (zeta (1 - z) + nu) c
-                if h is not None:
-                    new = torch.addcmul(new, z, h)
+                z, c = s[0], 2.0 * s[1] - 1.0
+            new = (zeta * (1.0 - z) + nu) * c
+            if h is not None:
+                new = new + z * h
             h = self._masked(t, first_step, new, h)
         assert h is not None
         return h
@@ -215,17 +307,16 @@ class GRUCell(RecurrentCell):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def project(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih)
+    def input_weights(self) -> tuple[Tensor, Tensor]:
+        return self.weight_ih, self.bias_ih
 
-    def scan(self, xp: Tensor | Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
         hsz = self.hidden_size
-        whh = self.weight_hh.view(3, hsz, hsz).transpose(1, 2)  # per gate (h_in, h_out)
-        bhh = self.bias_hh.view(3, 1, hsz)
+        bhh = self.bias_hh.view(3, hsz, 1)
         h: Tensor | None = None
-        for t in range(len(xp)):
-            x = xp[t]  # (3, B, h): r, z, n
-            hp = bhh if h is None else torch.baddbmm(bhh, h.expand(3, -1, -1), whh)
+        for t in range(len(xs)):
+            x = xs[t]  # (3, h, B): r, z, n
+            hp = bhh if h is None else torch.addmm(self.bias_hh[:, None], self.weight_hh, h).view(3, hsz, -1)
             rz = self._sigmoid(x[:2] + hp[:2])
             r, z = rz[0], rz[1]
             n = self._tanh(torch.addcmul(x[2], r, hp[2]))
@@ -252,17 +343,16 @@ class LSTMCell(RecurrentCell):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def project(self, x: Tensor) -> Tensor:
+    def input_weights(self) -> tuple[Tensor, Tensor]:
         # both biases are added once per position; the step only adds U h
-        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+        return self.weight_ih, self.bias_ih + self.bias_hh
 
-    def scan(self, xp: Tensor | Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
         hsz = self.hidden_size
-        whh = self.weight_hh.view(4, hsz, hsz).transpose(1, 2)
         h: Tensor | None = None
         c: Tensor | None = None
-        for t in range(len(xp)):
-            g = xp[t] if h is None else torch.baddbmm(xp[t], h.expand(4, -1, -1), whh)
+        for t in range(len(xs)):
+            g = xs[t] if h is None else xs[t] + (self.weight_hh @ h).view(4, hsz, -1)
             i, f, o = self._sigmoid(g[0]), self._sigmoid(g[1]), self._sigmoid(g[3])
             cand = self._tanh(g[2])
             c_new = i * cand if c is None else torch.addcmul(i * cand, f, c)

@@ -11,7 +11,7 @@ Semantics, per output position (one ``kh x kw`` patch of the zero-padded input):
    channels.
 
 How it is computed fast (the result is the same as the per-patch definition, see
-``rnnpool_lite.reference``):
+``rnnpool_lite.reference``; all recurrences use a feature-first layout ``(hidden, batch)``):
 
 * A row summary depends only on its row segment, so vertically overlapping patches share row
   summaries; RNN1 runs once per (image row, horizontal patch position), and once per (image
@@ -22,7 +22,8 @@ How it is computed fast (the result is the same as the per-patch definition, see
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import math
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -61,39 +62,92 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _pack_time_major(
-    parts: Sequence[tuple[Tensor, bool]], gates: int
-) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """Pack sequence groups into one batch per time step, each ``(gates, B, hidden)``.
+class _Group(NamedTuple):
+    """One group of sequences read from a source map: see :func:`_gather_steps`."""
 
-    Each part is ``(seq, reverse)`` with ``seq`` shaped ``(..., gates * hidden, T_i)`` (an
-    ``unfold`` view: nothing is copied before this point) and ``reverse`` asking for the
-    sequence read backwards. Groups shorter than the longest are left-padded with zeros; the
-    second value (``None`` when all lengths agree) gives each packed sequence's first step.
+    source: int  # index into the source tensors
+    dim: int  # axis along which the sequence advances
+    stride: int  # distance between the starts of neighbouring sequences along ``dim``
+    count: int  # number of sequence starts along ``dim``
+    length: int  # sequence length
+    reverse: bool  # read the sequence backwards
 
-    Everything is out of place and the steps come from one ``unbind``, whose backward is one
-    ``stack``: indexing or writing per step would make autograd allocate a full-size gradient
-    buffer per step.
+
+def _slab(src: Tensor, dim: int, start: int, stride: int, count: int) -> Tensor:
+    """``src`` at positions ``start, start + stride, ...`` (``count`` of them) along ``dim``."""
+    index = [slice(None)] * src.dim()
+    index[dim] = slice(start, start + stride * (count - 1) + 1, stride)
+    return src[tuple(index)]
+
+
+class _GatherSteps(torch.autograd.Function):
+    """Gather the per-step inputs ``(G, B)`` of all sequences from the maps they live in.
+
+    A sequence that starts at position ``p`` along ``dim`` reads ``p, p + 1, ..., p + L - 1``; at
+    step ``t`` the inputs of all sequences of a group are therefore one strided slab of the
+    source, copied with a single ``copy_`` (groups shorter than ``T`` are left-padded with
+    zeros). Backward adds each step's gradient slab back in place. Written as a Function
+    because autograd through per-step slicing would allocate a full-size gradient per step;
+    one tensor per step (not one ``(T, G, B)`` block) keeps each allocation in malloc's heap.
     """
-    steps = max(p.shape[-1] for p, _ in parts)
-    hidden = parts[0][0].shape[-2] // gates
-    blocks = []
-    for seq, reverse in parts:
-        length = seq.shape[-1]
-        # (..., gates*hidden, T) -> (T, gates, B_part, hidden): one copy
-        block = seq.unflatten(-2, (gates, hidden)).movedim(-1, 0).movedim(-2, 1)
-        block = block.reshape(length, gates, -1, hidden)
-        if reverse:
-            block = block.flip(0)
-        if length < steps:
-            block = F.pad(block, (0, 0, 0, 0, 0, 0, steps - length, 0))
-        blocks.append(block)
-    first_step = None
-    if any(p.shape[-1] != steps for p, _ in parts):
-        first_step = torch.cat(
-            [torch.full((b.shape[2], 1), steps - p.shape[-1], device=b.device) for b, (p, _) in zip(blocks, parts)]
-        )
-    return torch.cat(blocks, dim=2).unbind(0), first_step
+
+    @staticmethod
+    def forward(ctx, steps: int, groups: tuple[_Group, ...], *sources: Tensor) -> tuple[Tensor, ...]:
+        slabs = [tuple(_slab(sources[g.source], g.dim, 0, g.stride, g.count).shape) for g in groups]
+        sizes = [math.prod(shape[1:]) for shape in slabs]
+        width = sources[0].shape[0]
+        outs = []
+        for t in range(steps):
+            out = sources[0].new_empty(width, sum(sizes))
+            start = 0
+            for g, shape, size in zip(groups, slabs, sizes):
+                dest = out[:, start : start + size]
+                local = t - (steps - g.length)
+                if local < 0:
+                    dest.zero_()
+                else:
+                    pos = g.length - 1 - local if g.reverse else local
+                    dest.view(shape).copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
+                start += size
+            outs.append(out)
+        ctx.groups, ctx.slabs, ctx.sizes = groups, slabs, sizes
+        ctx.source_shapes = [src.shape for src in sources]
+        return tuple(outs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_outs: Tensor):
+        grads = [grad_outs[0].new_zeros(shape) for shape in ctx.source_shapes]
+        steps = len(grad_outs)
+        for t, grad in enumerate(grad_outs):
+            if grad is None:
+                continue
+            start = 0
+            for g, shape, size in zip(ctx.groups, ctx.slabs, ctx.sizes):
+                local = t - (steps - g.length)
+                if local >= 0:
+                    pos = g.length - 1 - local if g.reverse else local
+                    _slab(grads[g.source], g.dim, pos, g.stride, g.count).add_(
+                        grad[:, start : start + size].view(shape)
+                    )
+                start += size
+        return (None, None, *grads)
+
+
+def _gather_steps(groups: Sequence[_Group], *sources: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    """Per-step inputs ``(G, B)`` of all groups, and each sequence's first step.
+
+    The second value is ``None`` when all groups have the same length.
+    """
+    steps = max(g.length for g in groups)
+    outs = _GatherSteps.apply(steps, tuple(groups), *sources)
+    if all(g.length == steps for g in groups):
+        return outs, None
+    counts = [_slab(sources[g.source], g.dim, 0, g.stride, g.count)[0].numel() for g in groups]
+    first_step = torch.cat(
+        [torch.full((n,), steps - g.length, device=outs[0].device) for n, g in zip(counts, groups)]
+    )
+    return outs, first_step
 
 
 class RNNPool2d(nn.Module):
@@ -180,34 +234,48 @@ class RNNPool2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        n = x.shape[0]
+        n, c = x.shape[:2]
         if ph or pw:
             x = F.pad(x, (pw, pw, ph, ph))
         ho, wo = pooled_size(x.shape[2], kh, sh, 0), pooled_size(x.shape[3], kw, sw, 0)
-        hu, wu = sh * (ho - 1) + kh, sw * (wo - 1) + kw  # rows / columns any patch touches
         if n == 0:
             return x.new_zeros(0, self.out_channels, ho, wo)
+        rnn1, rnn2 = self.rnn1, self.rnn2
+        h1, h2 = self.hidden_size, self.hidden_size2
 
-        # RNN1: project every pixel once, then sweep each (row, patch column) segment and each
-        # (column, patch row) segment in one batched recurrence.
-        p1 = self.rnn1.project(x[:, :, :hu, :wu].permute(0, 2, 3, 1))  # (N, hu, wu, G1)
-        rows = p1.unfold(2, kw, sw)  # (N, hu, wo, G1, kw)
-        cols = p1.unfold(1, kh, sh)  # (N, ho, wu, G1, kh)
-        seq1, first1 = _pack_time_major([(rows, False), (cols, False)], self.rnn1.gates)
-        summaries = self.rnn1.scan(seq1, first1)  # (N*hu*wo + N*ho*wu, h1)
+        # RNN1 input projection, once per pixel: (G1, N, H, W), feature-first. The whole map is
+        # projected; rows / columns beyond the last patch (at most stride - 1 of them) make a few
+        # wasted sequences, which is cheaper than cropping (the crop's backward zero-fills a
+        # gradient the size of the input).
+        w1, b1 = rnn1.input_weights()
+        height, width = x.shape[2:]
+        pixels = x.transpose(0, 1).reshape(c, -1)
+        p1 = torch.addmm(b1[:, None], w1, pixels).view(-1, n, height, width)
+        # Row sequences (n, image row y, patch column j) read p1[.., y, j*sw + t]; column
+        # sequences (n, patch row i, image column x) read p1[.., i*sh + t, x]: one recurrence.
+        seq1, first1 = _gather_steps(
+            [_Group(0, 3, sw, wo, kw, False), _Group(0, 2, sh, ho, kh, False)], p1
+        )
+        summaries = rnn1.scan([s.view(rnn1.gates, h1, -1) for s in seq1], first1)  # (h1, B1)
 
-        # RNN2: project each summary once, then the four sweeps of every patch in one recurrence.
-        p2 = self.rnn2.project(summaries)
-        n_rows = n * hu * wo
-        row_seq = p2[:n_rows].view(n, hu, wo, -1).unfold(1, kh, sh)  # (N, ho, wo, G2, kh)
-        col_seq = p2[n_rows:].view(n, ho, wu, -1).unfold(2, kw, sw)  # (N, ho, wo, G2, kw)
-        seq2, first2 = _pack_time_major(
-            [(row_seq, False), (row_seq, True), (col_seq, False), (col_seq, True)], self.rnn2.gates
+        # RNN2 input projection, once per summary; then the four sweeps of every patch at once.
+        w2, b2 = rnn2.input_weights()
+        p2 = torch.addmm(b2[:, None], w2, summaries)
+        n_rows = n * height * wo
+        rows = p2[:, :n_rows].view(-1, n, height, wo)  # row summaries, indexed (n, y, j)
+        cols = p2[:, n_rows:].view(-1, n, ho, width)  # column summaries, indexed (n, i, x)
+        seq2, first2 = _gather_steps(
+            [
+                _Group(0, 2, sh, ho, kh, False),
+                _Group(0, 2, sh, ho, kh, True),
+                _Group(1, 3, sw, wo, kw, False),
+                _Group(1, 3, sw, wo, kw, True),
+            ],
+            rows, cols,
         )
-        h2 = self.rnn2.scan(seq2, first2)  # (4*N*ho*wo, h2)
-        return h2.view(4, n, ho, wo, self.hidden_size2).permute(1, 0, 4, 2, 3).reshape(
-            n, self.out_channels, ho, wo
-        )
+        out = rnn2.scan([s.view(rnn2.gates, h2, -1) for s in seq2], first2)  # (h2, 4*N*ho*wo)
+        # (h2, [sweep, n, i, j]) -> (n, [sweep, h2], i, j)
+        return out.view(h2, 4, n, ho, wo).permute(2, 1, 0, 3, 4).reshape(n, self.out_channels, ho, wo)
 
     def extra_repr(self) -> str:
         s = (
