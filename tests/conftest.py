@@ -1,0 +1,26 @@
+"""Shared test settings: deterministic, few threads (CI has 2 cores), hypothesis profile."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import settings
+
+DATA = Path(__file__).parent / "data"
+
+settings.register_profile("rnnpool", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile("rnnpool")
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def edgeml_trace() -> dict:
+    """The authors' C-reference trace of one VWW RNNPool patch (see tests/data/README.md)."""
+    return json.loads((DATA / "edgeml_vww_rnnpool_trace.json").read_text())
