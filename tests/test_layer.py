@@ -172,3 +172,17 @@ def test_cuda_matches_cpu(cell):
     assert (y_gpu.cpu() - y_cpu).abs().max() < 1e-10
     for a, b in zip(g_cpu, g_gpu):
         assert (a - b.cpu()).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("options", [{}, dict(learn_zeta_nu=False), dict(piecewise_linear=True)])
+@pytest.mark.parametrize("kernel,stride", [(4, 2), ((3, 4), (2, 1))])
+def test_inference_path_equals_training_path_and_reference(options, kernel, stride):
+    """Without gradients FastGRNN streams steps through one buffer; results must not change."""
+    layer = RNNPool2d(3, 4, kernel, stride, 1, 5, **options, dtype=F64)
+    x = torch.randn(2, 3, 10, 9, dtype=F64)
+    training = layer(x)
+    assert training.requires_grad
+    with torch.no_grad():
+        inference = layer(x)
+    assert (inference - training).abs().max().item() < 1e-14
+    assert (inference - rnnpool_reference(layer, x)).abs().max().item() < 1e-9

@@ -20,7 +20,7 @@ The nonlinearities can be swapped for the piecewise-linear ``quant_sigmoid`` /
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -127,17 +127,19 @@ class _FastGRNNScan(torch.autograd.Function):
 
 
 def _fastgrnn_forward(
-    xs: list[Tensor], u: Tensor, zeta: float, nu: float, fixed: bool, keep: bool
+    xs: Iterable[Tensor], u: Tensor, zeta: float, nu: float, fixed: bool, keep: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
     """All steps: per step ``[z, c]`` and the states ``h_0 .. h_T``.
 
-    Without ``keep`` the buffers are reused and only the last state is returned.
+    Without ``keep`` the buffers are reused, only the last state is returned, and ``xs`` may be
+    a generator that refills one buffer per step (each step's input is read before the next).
     """
     zcs: list[Tensor] = []
-    states: list[Tensor] = [xs[0].new_zeros(xs[0].shape[1:])]
-    gates = torch.empty_like(xs[0])
-    spare = torch.empty_like(states[0])
+    states: list[Tensor] = []
     for t, x in enumerate(xs):
+        if t == 0:
+            states.append(x.new_zeros(x.shape[1:]))
+            gates, spare = torch.empty_like(x), torch.empty_like(states[0])
         h = states[-1]
         s = torch.empty_like(x) if keep else gates
         if t == 0:
@@ -266,6 +268,16 @@ class FastGRNNCell(RecurrentCell):
         if not self.piecewise_linear and first_step is None:
             return _FastGRNNScan.apply(not self.learn_zeta_nu, self.U, self.zeta, self.nu, *xs)
         return self._scan_autograd(xs, first_step)
+
+    def scan_streaming(self, xs: Iterable[Tensor]) -> Tensor:
+        """Inference-only scan over step inputs that may share one buffer (no autograd).
+
+        Lets RNNPool gather each step into the same buffer instead of materializing all ``T``.
+        """
+        if self.piecewise_linear:
+            return self._scan_autograd([x.clone() for x in xs])
+        zeta, nu = float(self.zeta), float(self.nu)
+        return _fastgrnn_forward(xs, self.U, zeta, nu, not self.learn_zeta_nu, keep=False)[1][-1]
 
     def _scan_autograd(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
         """The same recurrence through autograd (piecewise-linear, or unequal lengths)."""

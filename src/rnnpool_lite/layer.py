@@ -80,6 +80,39 @@ def _slab(src: Tensor, dim: int, start: int, stride: int, count: int) -> Tensor:
     return src[tuple(index)]
 
 
+class _StepLayout:
+    """Where each group's slab goes in a step's ``(G, B)`` input, and how to fill a step."""
+
+    def __init__(self, groups: Sequence[_Group], sources: Sequence[Tensor]) -> None:
+        self.groups = groups
+        self.slabs = [tuple(_slab(sources[g.source], g.dim, 0, g.stride, g.count).shape) for g in groups]
+        self.sizes = [math.prod(shape[1:]) for shape in self.slabs]
+        self.width, self.total = sources[0].shape[0], sum(self.sizes)
+
+    def fill(self, out: Tensor, t: int, steps: int, sources: Sequence[Tensor]) -> None:
+        """Write step ``t`` of every group into ``out`` (zeros before a short group starts)."""
+        start = 0
+        for g, shape, size in zip(self.groups, self.slabs, self.sizes):
+            dest = out[:, start : start + size]
+            local = t - (steps - g.length)
+            if local < 0:
+                dest.zero_()
+            else:
+                pos = g.length - 1 - local if g.reverse else local
+                dest.view(shape).copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
+            start += size
+
+
+def _stream_steps(groups: Sequence[_Group], sources: Sequence[Tensor], gates: int, hidden: int):
+    """Yield each step's ``(gates, hidden, B)`` input, refilling one buffer (inference only)."""
+    layout = _StepLayout(groups, sources)
+    steps = max(g.length for g in groups)
+    out = sources[0].new_empty(layout.width, layout.total)
+    for t in range(steps):
+        layout.fill(out, t, steps, sources)
+        yield out.view(gates, hidden, -1)
+
+
 class _GatherSteps(torch.autograd.Function):
     """Gather the per-step inputs ``(G, B)`` of all sequences from the maps they live in.
 
@@ -93,24 +126,13 @@ class _GatherSteps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, steps: int, groups: tuple[_Group, ...], *sources: Tensor) -> tuple[Tensor, ...]:
-        slabs = [tuple(_slab(sources[g.source], g.dim, 0, g.stride, g.count).shape) for g in groups]
-        sizes = [math.prod(shape[1:]) for shape in slabs]
-        width = sources[0].shape[0]
+        layout = _StepLayout(groups, sources)
         outs = []
         for t in range(steps):
-            out = sources[0].new_empty(width, sum(sizes))
-            start = 0
-            for g, shape, size in zip(groups, slabs, sizes):
-                dest = out[:, start : start + size]
-                local = t - (steps - g.length)
-                if local < 0:
-                    dest.zero_()
-                else:
-                    pos = g.length - 1 - local if g.reverse else local
-                    dest.view(shape).copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
-                start += size
+            out = sources[0].new_empty(layout.width, layout.total)
+            layout.fill(out, t, steps, sources)
             outs.append(out)
-        ctx.groups, ctx.slabs, ctx.sizes = groups, slabs, sizes
+        ctx.groups, ctx.slabs, ctx.sizes = groups, layout.slabs, layout.sizes
         ctx.source_shapes = [src.shape for src in sources]
         return tuple(outs)
 
@@ -134,20 +156,28 @@ class _GatherSteps(torch.autograd.Function):
         return (None, None, *grads)
 
 
-def _gather_steps(groups: Sequence[_Group], *sources: Tensor) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """Per-step inputs ``(G, B)`` of all groups, and each sequence's first step.
+def _sweep(cell: RecurrentCell, groups: Sequence[_Group], *sources: Tensor) -> Tensor:
+    """Run ``cell`` over all sequences of ``groups`` (read from ``sources``): ``(hidden, B)``.
 
-    The second value is ``None`` when all groups have the same length.
+    Sequences shorter than the longest are left-padded and start later (``first_step``). In
+    inference with equal lengths, a FastGRNN cell reads each step from one reused buffer.
     """
     steps = max(g.length for g in groups)
+    equal = all(g.length == steps for g in groups)
+    needs_grad = torch.is_grad_enabled() and (
+        any(s.requires_grad for s in sources) or any(p.requires_grad for p in cell.parameters())
+    )
+    if equal and not needs_grad and isinstance(cell, FastGRNNCell):
+        return cell.scan_streaming(_stream_steps(groups, sources, cell.gates, cell.hidden_size))
     outs = _GatherSteps.apply(steps, tuple(groups), *sources)
-    if all(g.length == steps for g in groups):
-        return outs, None
+    xs = [o.view(cell.gates, cell.hidden_size, -1) for o in outs]
+    if equal:
+        return cell.scan(xs)
     counts = [_slab(sources[g.source], g.dim, 0, g.stride, g.count)[0].numel() for g in groups]
     first_step = torch.cat(
         [torch.full((n,), steps - g.length, device=outs[0].device) for n, g in zip(counts, groups)]
     )
-    return outs, first_step
+    return cell.scan(xs, first_step)
 
 
 class RNNPool2d(nn.Module):
@@ -241,7 +271,7 @@ class RNNPool2d(nn.Module):
         if n == 0:
             return x.new_zeros(0, self.out_channels, ho, wo)
         rnn1, rnn2 = self.rnn1, self.rnn2
-        h1, h2 = self.hidden_size, self.hidden_size2
+        h2 = self.hidden_size2
 
         # RNN1 input projection, once per pixel: (G1, N, H, W), feature-first. The whole map is
         # projected; rows / columns beyond the last patch (at most stride - 1 of them) make a few
@@ -253,10 +283,7 @@ class RNNPool2d(nn.Module):
         p1 = torch.addmm(b1[:, None], w1, pixels).view(-1, n, height, width)
         # Row sequences (n, image row y, patch column j) read p1[.., y, j*sw + t]; column
         # sequences (n, patch row i, image column x) read p1[.., i*sh + t, x]: one recurrence.
-        seq1, first1 = _gather_steps(
-            [_Group(0, 3, sw, wo, kw, False), _Group(0, 2, sh, ho, kh, False)], p1
-        )
-        summaries = rnn1.scan([s.view(rnn1.gates, h1, -1) for s in seq1], first1)  # (h1, B1)
+        summaries = _sweep(rnn1, [_Group(0, 3, sw, wo, kw, False), _Group(0, 2, sh, ho, kh, False)], p1)
 
         # RNN2 input projection, once per summary; then the four sweeps of every patch at once.
         w2, b2 = rnn2.input_weights()
@@ -264,16 +291,13 @@ class RNNPool2d(nn.Module):
         n_rows = n * height * wo
         rows = p2[:, :n_rows].view(-1, n, height, wo)  # row summaries, indexed (n, y, j)
         cols = p2[:, n_rows:].view(-1, n, ho, width)  # column summaries, indexed (n, i, x)
-        seq2, first2 = _gather_steps(
-            [
-                _Group(0, 2, sh, ho, kh, False),
-                _Group(0, 2, sh, ho, kh, True),
-                _Group(1, 3, sw, wo, kw, False),
-                _Group(1, 3, sw, wo, kw, True),
-            ],
-            rows, cols,
-        )
-        out = rnn2.scan([s.view(rnn2.gates, h2, -1) for s in seq2], first2)  # (h2, 4*N*ho*wo)
+        groups2 = [
+            _Group(0, 2, sh, ho, kh, False),
+            _Group(0, 2, sh, ho, kh, True),
+            _Group(1, 3, sw, wo, kw, False),
+            _Group(1, 3, sw, wo, kw, True),
+        ]
+        out = _sweep(rnn2, groups2, rows, cols)  # (h2, 4*N*ho*wo)
         # (h2, [sweep, n, i, j]) -> (n, [sweep, h2], i, j)
         return out.view(h2, 4, n, ho, wo).permute(2, 1, 0, 3, 4).reshape(n, self.out_channels, ho, wo)
 
