@@ -30,17 +30,16 @@ def run_fit(**kw):
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # the variables torchrun sets; fit starts (and ends) the gloo process group from them
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        result = run_fit(checkpoint=os.path.join(out, "ck.pt"))
-        if rank == 0:
-            torch.save({"state": result.model.state_dict(),
-                        "history": result.history.drop(columns="seconds").to_dict("list")},
-                       os.path.join(out, "result.pt"))
-    finally:
-        dist.destroy_process_group()
+    result = run_fit(checkpoint=os.path.join(out, "ck.pt"))
+    assert not dist.is_initialized()
+    if rank == 0:
+        torch.save({"state": result.model.state_dict(),
+                    "history": result.history.drop(columns="seconds").to_dict("list")},
+                   os.path.join(out, "result.pt"))
 
 
 def _free_port() -> int:

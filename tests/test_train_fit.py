@@ -160,3 +160,28 @@ def test_bad_arguments(kwargs, error, match):
 def test_rejects_non_module():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         fit(lambda x: x, blobs(), None, epochs=1)
+
+
+class Jittered(Dataset):
+    """Random augmentation in ``__getitem__`` (torch and NumPy RNGs), as transforms do."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        import numpy as np
+        x, y = self.base[i]
+        return x + 0.1 * torch.randn_like(x) + float(np.random.uniform(-0.1, 0.1)), y
+
+
+def test_augmenting_workers_are_seeded(tmp_path):
+    def go(path, **kw):
+        return run(path, train=Jittered(blobs()), epochs=2, num_workers=2, **kw)
+
+    a, b = go(tmp_path / "a"), go(tmp_path / "b")
+    pd.testing.assert_frame_equal(numbers(a.history), numbers(b.history), check_exact=True)
+    c = go(tmp_path / "c", seed=1)
+    assert not numbers(a.history).equals(numbers(c.history))
