@@ -185,3 +185,14 @@ def test_augmenting_workers_are_seeded(tmp_path):
     pd.testing.assert_frame_equal(numbers(a.history), numbers(b.history), check_exact=True)
     c = go(tmp_path / "c", seed=1)
     assert not numbers(a.history).equals(numbers(c.history))
+
+
+@pytest.mark.parametrize("with_conv, channels", [(False, 2 * 4), (True, 4 * 3)])
+def test_probe_shapes(with_conv, channels):
+    from rnnpool_lite.train import RNNPoolProbe
+    probe = RNNPoolProbe(image_size=9, num_classes=5, hidden_size=3, hidden_size2=channels // 4, with_conv=with_conv)
+    x = torch.randn(4, 1, 9, 9)
+    assert probe.features(x).shape == (4, channels)
+    assert probe(x).shape == (4, 5)
+    with pytest.raises(ValueError, match="image_size"):
+        RNNPoolProbe(1, 5, 2, 2)
