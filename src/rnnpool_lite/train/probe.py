@@ -32,7 +32,7 @@ class RNNPoolProbe(nn.Module):
                                       nn.BatchNorm2d(8), nn.ReLU(inplace=True))
             size, channels = (image_size + 1) // 2, 8
         self.pool = RNNPool2d(channels, hidden_size, kernel_size=size, hidden_size2=hidden_size2)
-        self.norm = nn.BatchNorm1d(self.pool.out_channels)
+        self.norm = nn.BatchNorm1d(self.pool.out_channels, momentum=0.5)
         self.fc = nn.Linear(self.pool.out_channels, num_classes)
 
     def features(self, x: Tensor) -> Tensor:
