@@ -13,7 +13,7 @@ from rnnpool_lite.data import FaceSceneDataset
 def test_astronaut_face_found_with_top_score() -> None:
     boxes, scores = lbp_cascade_detect(data.astronaut(), min_size=60, max_size=123, scale_factor=1.2)
     assert boxes.shape == (3, 4) and scores.dtype == np.float32
-    # Eileen Collins' face (x 176-269, y 69-162) is backed by 10 raw windows, the two false
+    # Eileen Collins' face (x 176-269, y 69-162) is backed by 10 raw windows, the two
     # other boxes (elsewhere in the picture) by one each: the score ranks the true face first.
     assert boxes[0].tolist() == [176.0, 69.0, 269.0, 162.0]
     assert scores.tolist() == [10.0, 1.0, 1.0]
