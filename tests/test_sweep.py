@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 import rnnpool_lite
-from rnnpool_lite.sweep import combinations, load_grid, run_key, sweep
+from rnnpool_lite.sweep import combinations, load_grid, main, run_key, sweep
 
 
 def _notebook(path: Path) -> None:
@@ -37,7 +35,8 @@ def test_grid_helpers(tmp_path: Path) -> None:
         load_grid(tmp_path / "bad.yaml")
 
 
-def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture) -> None:
     src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     _notebook(tmp_path / "nb.ipynb")
@@ -51,15 +50,15 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     assert "ValueError: bad combination" in table["error"][3]
     assert (out / "results.csv").is_file() and not table["skipped"].any()
 
-    # rerun through the real CLI: the three good runs are reused, the failure is retried and reported
+    # rerun through the CLI's main(): the three good runs are reused, the failure is retried and reported
     done = sorted((out / "runs").glob("*.ipynb"))
     stamps = [p.stat().st_mtime_ns for p in done]
-    proc = subprocess.run([sys.executable, "-m", "rnnpool_lite.sweep", str(tmp_path / "nb.ipynb"),
-                           "--grid", str(tmp_path / "grid.yaml"), "--jobs", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "3 reused, 3 ok, 1 failed" in proc.stdout
-    assert "FAILED {'a': 2, 'b': 20}: ValueError: bad combination" in proc.stderr
+    code = main([str(tmp_path / "nb.ipynb"), "--grid", str(tmp_path / "grid.yaml"), "--jobs", "2",
+                 "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "3 reused, 3 ok, 1 failed" in printed.out
+    assert "FAILED {'a': 2, 'b': 20}: ValueError: bad combination" in printed.err
     changed = [p.name for p, s in zip(done, stamps) if p.stat().st_mtime_ns != s]
     assert changed == [f"{run_key({'a': 2, 'b': 20})}.ipynb"]
     import pandas as pd

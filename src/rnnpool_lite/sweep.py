@@ -117,7 +117,7 @@ def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | 
         records = read_records(output)
     except PapermillExecutionError as err:
         status = "failed"
-        error = f"{err.ename}: {err.evalue} (cell {err.exec_count})"
+        error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
     except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
         status, error = "failed", f"{type(err).__name__}: {err}"
     result = {"key": key, "params": params, "status": status, "error": error, "records": records,

@@ -172,7 +172,7 @@ class FaceVsBackgroundDataset(Dataset):
     """Person / no-person classification in the spirit of Visual Wake Words, from shipped pixels.
 
     Each image is a background crop; positives (class 1, "person") carry one LFW face whose side is
-    between ``face_fraction`` of the image side, negatives (class 0, "no-person") carry a pasted
+    a fraction ``face_fraction`` = (lo, hi) of the image side, negatives (class 0, "no-person") carry a pasted
     lfw_subset non-face crop of the same size distribution. Classes alternate by index (balanced).
     Faces, non-faces and photographs are split between train and val as in ``FaceSceneDataset``.
     Items: ((channels, S, S) float tensor in [0, 1], class index).
