@@ -232,3 +232,23 @@ def test_fit_trains_a_toy_detector():
     assert after > 0.8 > before
     loc, conf = result.model(torch.stack([val[0][0]]))
     assert len(detect(loc, conf, priors)[0].boxes) >= 1
+
+
+def test_evaluate_subsets_resizes_and_ignores():
+    class Fixed(nn.Module):
+        """Predicts anchor 0 as a face with its exact box, everything else background."""
+        def forward(self, x):
+            conf = torch.zeros(x.shape[0], 4, 2)
+            conf[:, :, 0] = 5.0
+            conf[:, 0] = torch.tensor([0.0, 5.0])
+            return torch.zeros(x.shape[0], 4, 4), conf
+
+    from rnnpool_lite.detection import evaluate_subsets
+    priors = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5], [0.25, 0.75, 0.5, 0.5],
+                           [0.75, 0.75, 0.5, 0.5]])
+    image = torch.zeros(3, 40, 80)                         # not square: resized to 16x16 and back
+    hit = {"boxes": torch.tensor([[0.0, 0, 40, 20]]), "ignore": torch.zeros(0, 4)}
+    ignored = {"boxes": torch.tensor([[40.0, 20, 80, 40]]), "ignore": torch.tensor([[0.0, 0, 40, 20]])}
+    table = evaluate_subsets(Fixed(), {"a": [(image, hit)], "b": [(image, ignored)]}, priors, image_size=16)
+    assert table.loc["a", "ap"] == pytest.approx(1.0)
+    assert table.loc["b", "ap"] == 0.0 and table.loc["b", "faces"] == 1
