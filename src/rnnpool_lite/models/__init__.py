@@ -7,8 +7,10 @@ from .blocks import ConvBNAct, DepthwiseSeparable, InvertedResidual, make_divisi
 from .face import FACE_VARIANTS, DetectionHead, FaceDetector, rnnpool_face
 from .mobilenetv2 import (MobileNetV2, mobilenetv2, mobilenetv2_rnnpool, mobilenetv2_rnnpool_vww,
                           mobilenetv2_vww)
+from .resnet import BasicBlock, ResNet, resnet18, resnet18_rnnpool
 from .tracing import fx_trace
 
 __all__ = ["ConvBNAct", "DepthwiseSeparable", "InvertedResidual", "make_divisible", "FACE_VARIANTS",
            "DetectionHead", "FaceDetector", "rnnpool_face", "MobileNetV2", "mobilenetv2",
-           "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "fx_trace"]
+           "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "fx_trace", "BasicBlock",
+           "ResNet", "resnet18", "resnet18_rnnpool"]

@@ -27,6 +27,9 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 class ConvBNAct(nn.Sequential):
     """``Conv2d`` (no bias) -> ``BatchNorm2d`` -> activation (``nn.ReLU6`` by default, or none)."""
 
+    #: RAM convention (``rnnpool_lite.profile``): input and output are live together.
+    memory_rule = "in+out"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, activation: type[nn.Module] | None = nn.ReLU6) -> None:
         padding = (kernel_size - 1) // 2
@@ -45,6 +48,9 @@ class InvertedResidual(nn.Module):
 
     The skip connection is used when the stride is 1 and the channel count is kept.
     """
+
+    #: RAM convention: input + output; the expanded map is computed on the fly (Appendix E).
+    memory_rule = "in+out"
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
@@ -70,6 +76,9 @@ class InvertedResidual(nn.Module):
 
 class DepthwiseSeparable(nn.Sequential):
     """Depthwise 3x3 conv + pointwise 1x1 conv, each with BatchNorm and ReLU (RNNPool-Face-A)."""
+
+    #: RAM convention: input + output, like an MBConv block.
+    memory_rule = "in+out"
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__(
