@@ -298,3 +298,141 @@ def _numel(shape: tuple[int, ...]) -> int:
     for s in shape:
         n *= s
     return n
+
+
+def proposition1_lower_bound(channels: Sequence[int], kernel_sizes: Sequence[int],
+                             output_size: tuple[int, int], bytes_per_value: int = 4) -> int:
+    """Proposition 1: least RAM (bytes) for the intermediate maps of a stride-1 conv stack.
+
+    ``channels[q]`` and ``kernel_sizes[q]`` describe intermediate layer ``q`` (the output of the
+    ``q``-th conv, the last one being the network output, which is not counted) and ``output_size``
+    is the ``m x n`` output. An output node sees a ``(2 k_q + 1)^2`` window of layer ``q``, where
+    ``k_q`` sums the kernel radii of the layers after ``q``; any serial order without
+    recomputation keeps at least ``2 * sum_q c_q k_q * min(m - 1, n - 1)`` values live.
+    """
+    if len(channels) != len(kernel_sizes) or not channels:
+        raise ValueError("channels and kernel_sizes must be non-empty and of equal length")
+    if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+        raise ValueError(f"kernel sizes must be odd and positive, got {list(kernel_sizes)}")
+    m, n = output_size
+    radii = [(k - 1) // 2 for k in kernel_sizes]
+    total = 0
+    for q in range(len(channels) - 1):  # intermediate layers only
+        k_q = sum(radii[q + 1:])
+        total += channels[q] * k_q
+    return 2 * total * min(m - 1, n - 1) * bytes_per_value
+
+
+def _rel(ours: float, paper: float) -> float:
+    return (ours - paper) / paper
+
+
+def _compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of (model, quantity, paper, ours[, note]) with the relative difference."""
+    table = pd.DataFrame(rows)
+    table["rel_diff"] = [_rel(o, p) for o, p in zip(table["ours"], table["paper"])]
+    return table.round({"ours": 3, "rel_diff": 3})
+
+
+def _figures(p: Profile, mb: bool = True) -> dict[str, float]:
+    return {"params_M": p.params / 1e6, "madds_G": p.madds / 1e9,
+            "peak_ram_MB": p.peak_ram_mb if mb else p.peak_ram_kb}
+
+
+def paper_tables(rnnpool_mode: str = "per_patch") -> dict[str, pd.DataFrame]:
+    """Paper vs ours for Tables 1, 2, 3, 4 and 5 (figures this book can compute without training).
+
+    Each DataFrame has columns ``table, model, quantity, paper, ours, rel_diff``; ``rnnpool_mode``
+    is passed to :func:`profile`. Differences are explained in the "Memory and compute" chapter.
+    """
+    from . import models as M
+    from .paper import paper_table
+
+    rows1: list[dict[str, Any]] = []
+    t1 = paper_table("table1_imagenet10").set_index("model")
+    built = {"MobileNetV2": (M.mobilenetv2, M.mobilenetv2_rnnpool), "ResNet18": (M.resnet18, M.resnet18_rnnpool)}
+    for name, (base, pooled) in built.items():
+        pb = profile(base(10), (3, 224, 224), 4, rnnpool_mode)
+        pr = profile(pooled(10), (3, 224, 224), 4, rnnpool_mode)
+        paper = t1.loc[name]
+        for quantity, key, prof in [("params_M", "base_params_M", pb), ("madds_G", "base_standard_madds_G", pb),
+                                    ("peak_ram_MB", "base_standard_peak_ram_MB", pb),
+                                    ("params_M", "rnnpool_params_M", pr), ("madds_G", "rnnpool_madds_G", pr),
+                                    ("peak_ram_MB", "rnnpool_peak_ram_MB", pr)]:
+            variant = name if prof is pb else f"{name}-RNNPool"
+            rows1.append({"table": 1, "model": variant, "quantity": quantity, "paper": float(paper[key]),
+                          "ours": _figures(prof)[quantity]})
+
+    rows2: list[dict[str, Any]] = []
+    t2 = paper_table("table2_pooling_operators").set_index("method")
+    variants = {
+        "Base Network": (lambda w: M.mobilenetv2(10) if w == 1 else M.mobilenetv2_vww()),
+        "Last layer RNNPool": (lambda w: M.mobilenetv2(10, last_pool="rnnpool") if w == 1
+                               else M.mobilenetv2_vww(last_pool="rnnpool")),
+        "Average Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="avg") if w == 1
+                            else M.mobilenetv2_rnnpool_vww(downsampler="avg")),
+        "Max Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="max") if w == 1
+                        else M.mobilenetv2_rnnpool_vww(downsampler="max")),
+        "Strided Convolution": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="strided_conv") if w == 1
+                                else M.mobilenetv2_rnnpool_vww(downsampler="strided_conv")),
+        "RNNPoolLayer": (lambda w: M.mobilenetv2_rnnpool(10) if w == 1 else M.mobilenetv2_rnnpool_vww()),
+        "RNNPoolLayer + Last layer RNNPool": (lambda w: M.mobilenetv2_rnnpool(10, last_pool="rnnpool") if w == 1
+                                              else M.mobilenetv2_rnnpool_vww(last_pool="rnnpool")),
+    }
+    for method, build in variants.items():
+        p1 = profile(build(1), (3, 224, 224), 4, rnnpool_mode)
+        p035 = profile(build(0.35), (3, 224, 224), 4, rnnpool_mode)
+        paper = t2.loc[method]
+        rows2 += [
+            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "madds_G",
+             "paper": float(paper["mbv2_madds_G"]), "ours": p1.madds / 1e9},
+            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "params_M",
+             "paper": float(paper["mbv2_params_M"]), "ours": p1.params / 1e6},
+            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "madds_M",
+             "paper": float(paper["mbv2_035x_vww_madds_M"]), "ours": p035.madds / 1e6},
+            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "params_K",
+             "paper": float(paper["mbv2_035x_vww_params_K"]), "ours": p035.params / 1e3},
+        ]
+
+    rows3: list[dict[str, Any]] = []
+    t3 = paper_table("table3_imagenet1k").set_index("method")
+    for name, build in [("MobileNetV2", M.mobilenetv2), ("MobileNetV2-RNNPool", M.mobilenetv2_rnnpool)]:
+        p = profile(build(1000), (3, 224, 224), 4, rnnpool_mode)
+        paper = t3.loc[name]
+        rows3 += [{"table": 3, "model": name, "quantity": "peak_ram_MB", "paper": float(paper["peak_ram_MB"]),
+                   "ours": p.peak_ram_mb},
+                  {"table": 3, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
+                   "ours": p.params / 1e6},
+                  {"table": 3, "model": name, "quantity": "madds_M", "paper": float(paper["madds_M"]),
+                   "ours": p.madds / 1e6}]
+
+    rows4: list[dict[str, Any]] = []
+    t4 = paper_table("table4_face_detection_widerface").set_index("method")
+    for variant, bpv in [("C", 4), ("B", 4), ("A", 4), ("Quant", 1)]:
+        name = f"RNNPool-Face-{variant}"
+        p = profile(M.rnnpool_face(variant), (3, 480, 640), bpv, rnnpool_mode)
+        paper = t4.loc[name]
+        value, unit = str(paper["peak_ram"]).split()
+        ours_ram = p.peak_ram_mb if unit == "MB" else p.peak_ram_kb
+        rows4 += [{"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value), "ours": ours_ram},
+                  {"table": 4, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
+                   "ours": p.params / 1e6},
+                  {"table": 4, "model": name, "quantity": "madds_G", "paper": float(paper["madds_G"]),
+                   "ours": p.madds / 1e9}]
+    # baselines: RAM of their first-layer output maps at 4 bytes (Appendix E)
+    for name, shape in [("EXTD", (320, 240, 64)), ("LFFD", (320, 240, 64)), ("FaceBoxes", (160, 120, 24)),
+                        ("EagleEye", (320, 240, 4))]:
+        value, unit = str(t4.loc[name, "peak_ram"]).split()
+        rows4.append({"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value),
+                      "ours": _numel(shape) * 4 / 2**20})
+
+    t5 = paper_table("table5_scut_head_m4").set_index("model").loc["RNNPool-Face-M4"]
+    p = profile(M.rnnpool_face("M4"), (1, 240, 320), 1, rnnpool_mode)
+    rows5 = [{"table": 5, "model": "RNNPool-Face-M4", "quantity": "peak_ram_KB",
+              "paper": float(str(t5["peak_ram"]).split()[0]), "ours": p.peak_ram_kb},
+             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "madds_M", "paper": float(t5["madds_M"]),
+              "ours": p.madds / 1e6},
+             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "model_size_KB (1 byte/param)",
+              "paper": float(str(t5["model_size"]).split()[0]), "ours": p.params / 2**10}]
+    return {"table1": _compare(rows1), "table2": _compare(rows2), "table3": _compare(rows3),
+            "table4": _compare(rows4), "table5": _compare(rows5)}
