@@ -327,10 +327,46 @@ def _rel(ours: float, paper: float) -> float:
     return (ours - paper) / paper
 
 
+#: One-line explanations for cells more than 10% from the paper: (model substring, quantity
+#: prefix) -> why. Checked in order; the first match wins.
+DIFFERENCE_NOTES: list[tuple[str, str, str]] = [
+    ("Face-M4", "peak_ram", "ours is the largest MBConv in+out at 40x30 (64+32 ch); the paper's 188 KB "
+                            "includes buffers it does not describe"),
+    ("Face-M4", "model_size", "the paper's 160 KB stores more than one byte per weight (format not given)"),
+    ("Face-A", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
+                           "only the RNNPool output map"),
+    ("Face-B", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
+                           "only the RNNPool output map"),
+    ("Face-A", "", "the t2 c128/c160 rows and heads of Table 13 as read give 0.12M; the paper's "
+                   "widths are smaller in a way it does not state"),
+    ("Face-B", "params", "head and expansion details of Table 12 left open by the paper"),
+    ("Face", "madds", "RNNPool on the full-resolution map counted per patch dominates; the paper "
+                      "counts it with fewer operations"),
+    ("ResNet18-RNNPool", "madds", "the paper does not give the stages after the RNNPool; ours keep "
+                                  "c128-c512 at strides 1, 2, 2 (28 -> 7)"),
+    ("0.35x", "", "rounding of 0.35x widths (multiples of 8) and the last-layer RNNPool "
+                  "(h = 80 over 7x7) differ from the paper's unstated choices"),
+    ("", "params", "Table 10 as written (all MBConv rows from c64 on) has 2.22M parameters; the "
+                   "paper's 2.0M implies a smaller model it does not describe"),
+    ("", "madds", "RNNPool counted per patch (53M on 112x112x32); with rnnpool_mode='shared' "
+                  "(summaries shared by overlapping patches) MobileNetV2-RNNPool gives 0.237G"),
+]
+
+
+def _note(model: str, quantity: str, rel: float) -> str:
+    if abs(rel) <= 0.10:
+        return ""
+    for key, prefix, why in DIFFERENCE_NOTES:
+        if key in model and quantity.startswith(prefix):
+            return why
+    return "not explained"
+
+
 def _compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of (model, quantity, paper, ours[, note]) with the relative difference."""
+    """Rows of (model, quantity, paper, ours) with the relative difference and a note > 10%."""
     table = pd.DataFrame(rows)
     table["rel_diff"] = [_rel(o, p) for o, p in zip(table["ours"], table["paper"])]
+    table["note"] = [_note(m, q, r) for m, q, r in zip(table["model"], table["quantity"], table["rel_diff"])]
     return table.round({"ours": 3, "rel_diff": 3})
 
 
