@@ -5,7 +5,7 @@ from torch import nn
 
 from rnnpool_lite import RNNPool2d
 from rnnpool_lite.models import (FACE_VARIANTS, fx_trace, mobilenetv2, mobilenetv2_rnnpool,
-                                 mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face)
+                                 mobilenetv2_rnnpool_vww, mobilenetv2_vww, resnet18, resnet18_rnnpool, rnnpool_face)
 
 
 def n_params(model: nn.Module) -> int:
@@ -16,6 +16,11 @@ def test_mobilenetv2_matches_torchvision_parameter_count():
     # torchvision.models.mobilenet_v2(num_classes=1000) has 3,504,872 parameters.
     assert n_params(mobilenetv2(1000)) == 3_504_872
     assert n_params(mobilenetv2(10)) == 2_236_682
+
+
+def test_resnet18_matches_torchvision_parameter_count():
+    # torchvision.models.resnet18(num_classes=1000) has 11,689,512 parameters.
+    assert n_params(resnet18(1000)) == 11_689_512
 
 
 def test_vww_models_use_8_first_320_last_channels_and_h8():
@@ -36,6 +41,8 @@ SMALL = [
     (lambda: mobilenetv2_rnnpool(10, downsampler="max"), (1, 3, 64, 64), (1, 10)),
     (lambda: mobilenetv2_rnnpool(10, last_pool="rnnpool", image_size=64), (1, 3, 64, 64), (1, 10)),
     (lambda: mobilenetv2_rnnpool_vww(), (1, 3, 96, 96), (1, 2)),
+    (lambda: resnet18(10), (1, 3, 64, 64), (1, 10)),
+    (lambda: resnet18_rnnpool(10), (1, 3, 64, 64), (1, 10)),
 ]
 
 
@@ -57,7 +64,7 @@ def test_classifiers_run_and_fx_trace(build, shape, out):
 def test_face_detectors_fx_trace_and_priors_match_outputs(variant):
     torch.manual_seed(0)
     model = rnnpool_face(variant).eval()
-    hw = (96, 128)
+    hw = (64, 64)
     x = torch.randn(1, model.in_channels, *hw)
     with torch.no_grad():
         loc, conf = model(x)
