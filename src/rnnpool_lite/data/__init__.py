@@ -1,0 +1,20 @@
+"""Datasets for the book: probing sets, shipped real images, face scenes, real-dataset loaders.
+
+Every dataset is a ``torch.utils.data.Dataset`` with a ``classes`` list, deterministic given its
+seed, and reads nothing from the network.
+"""
+from .probing import (ORIENTATION_CLASSES, SHAPE_CLASSES, MultiLineDataset, OneLineDataset,
+                      ShapesDataset, permute_rows_and_columns)
+from .real import (IMAGENET10_SYNSETS, ImageNet10, ScutHead, VisualWakeWords, WiderFace, load_image,
+                   parse_wider_annotations)
+from .scenes import FaceSceneDataset, FaceVsBackgroundDataset, detection_collate
+from .shipped import (BACKGROUND_NAMES, DigitsDataset, LFWFacesDataset, background_photograph,
+                      lfw_faces, lfw_non_faces, split_indices)
+
+__all__ = [
+    "ORIENTATION_CLASSES", "SHAPE_CLASSES", "OneLineDataset", "MultiLineDataset", "ShapesDataset",
+    "permute_rows_and_columns", "FaceSceneDataset", "FaceVsBackgroundDataset", "detection_collate",
+    "BACKGROUND_NAMES", "DigitsDataset", "LFWFacesDataset", "background_photograph", "lfw_faces",
+    "lfw_non_faces", "split_indices", "IMAGENET10_SYNSETS", "ImageNet10", "ScutHead",
+    "VisualWakeWords", "WiderFace", "load_image", "parse_wider_annotations",
+]

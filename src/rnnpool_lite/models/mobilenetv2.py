@@ -1,0 +1,130 @@
+"""MobileNetV2 and MobileNetV2-RNNPool (paper Table 10, Table 2 family, VWW 0.35x models).
+
+Each model reads as its table: a stem, rows ``[t, c, n, s]`` of MBConv blocks built in one loop,
+a 1x1 conv to ``last_channels``, a global pool and a linear classifier (the paper's final
+"conv 1x1 c l" on a 1x1 map has the same parameters and MAdds as the linear layer).
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..layer import RNNPool2d
+from .blocks import ConvBNAct, bottleneck_stages, make_divisible
+
+#: MobileNetV2 bottleneck rows [t, c, n, s] (Sandler et al., Table 2 there).
+MOBILENETV2_ROWS: list[tuple[int, int, int, int]] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
+#: Rows kept after the RNNPool downsampler (paper Table 10): RNNPool replaces the first 3 rows.
+RNNPOOL_ROWS: list[tuple[int, int, int, int]] = MOBILENETV2_ROWS[3:]
+
+DOWNSAMPLERS = ("rnnpool", "avg", "max", "strided_conv")
+
+
+class MobileNetV2(nn.Module):
+    """Stem -> body (MBConv stages) -> 1x1 conv -> global pool -> classifier.
+
+    ``features`` holds everything up to the last 1x1 conv so detectors/notebooks can reuse it.
+    """
+
+    def __init__(self, stem: list[nn.Module], body: list[nn.Module], body_channels: int,
+                 last_channels: int, num_classes: int, pool: nn.Module, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*stem, *body, ConvBNAct(body_channels, last_channels, 1))
+        self.pool = pool
+        self.flatten = nn.Flatten(1)
+        pooled = getattr(pool, "out_channels", last_channels)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.flatten(self.pool(self.features(x))))
+
+
+def _check(num_classes: int, width_mult: float) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be positive, got {width_mult!r}")
+
+
+def _last_pool(kind: str, channels: int, final_size: int) -> nn.Module:
+    """Global average pool, or RNNPool over the whole last map with h1 = h2 = channels / 4."""
+    if kind == "avg":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "rnnpool":
+        return RNNPool2d(channels, channels // 4, final_size, final_size)
+    raise ValueError(f"last_pool must be 'avg' or 'rnnpool', got {kind!r}")
+
+
+def mobilenetv2(num_classes: int = 1000, width_mult: float = 1.0, first_channels: int = 32,
+                last_channels: int = 1280, last_pool: str = "avg", image_size: int = 224) -> MobileNetV2:
+    """Standard MobileNetV2 (same layer shapes and parameters as torchvision's).
+
+    ``first_channels`` and ``last_channels`` are used as given (not scaled), so the VWW base
+    model is ``mobilenetv2(2, 0.35, first_channels=8, last_channels=320)``.
+    ``last_pool="rnnpool"`` replaces the final average pool (Table 2, "Last layer RNNPool");
+    ``image_size`` then sets that RNNPool's patch (the last map is ``image_size / 32``).
+    """
+    _check(num_classes, width_mult)
+    body, channels = bottleneck_stages(first_channels, MOBILENETV2_ROWS, width_mult)
+    stem = [ConvBNAct(3, first_channels, 3, 2)]
+    return MobileNetV2(stem, body, channels, last_channels, num_classes,
+                       _last_pool(last_pool, last_channels, image_size // 32))
+
+
+def _downsampler(kind: str, in_channels: int, hidden: int, patch: int) -> tuple[nn.Module, int]:
+    """The 4x downsampler of Table 2 from the stride-2 stem map to the stride-8 map.
+
+    All use patch/kernel ``patch``, stride 4 and padding 2 (so 112 -> 28, the authors pad the
+    RNNPool output from 27 to 28). Average and max pooling keep the channel count; strided conv
+    and RNNPool output ``4 * hidden`` channels.
+    """
+    if kind == "rnnpool":
+        layer = RNNPool2d(in_channels, hidden, patch, 4, padding=2)
+        return layer, layer.out_channels
+    if kind == "avg":
+        return nn.AvgPool2d(patch, 4, padding=2, count_include_pad=False), in_channels
+    if kind == "max":
+        return nn.MaxPool2d(patch, 4, padding=2), in_channels
+    if kind == "strided_conv":
+        return ConvBNAct(in_channels, 4 * hidden, patch, 4), 4 * hidden
+    raise ValueError(f"downsampler must be one of {DOWNSAMPLERS}, got {kind!r}")
+
+
+def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden: int = 16,
+                        patch: int = 6, last_pool: str = "avg", first_channels: int = 32,
+                        last_channels: int = 1280, downsampler: str = "rnnpool",
+                        image_size: int = 224) -> MobileNetV2:
+    """MobileNetV2-RNNPool (paper Table 10): conv 3x3 s2 -> RNNPool (stride 4) -> rows from c64 on.
+
+    VWW model (Table 2 / Figure 3): ``mobilenetv2_rnnpool(2, 0.35, hidden=8, first_channels=8,
+    last_channels=320)`` (see :func:`mobilenetv2_rnnpool_vww`). ``downsampler`` swaps the RNNPool
+    for the other 4x downsamplers of Table 2.
+    """
+    _check(num_classes, width_mult)
+    pool, channels = _downsampler(downsampler, first_channels, hidden, patch)
+    body, channels = bottleneck_stages(channels, RNNPOOL_ROWS, width_mult)
+    stem = [ConvBNAct(3, first_channels, 3, 2), pool]
+    return MobileNetV2(stem, body, channels, last_channels, num_classes,
+                       _last_pool(last_pool, last_channels, image_size // 32))
+
+
+def mobilenetv2_vww(num_classes: int = 2, last_pool: str = "avg", image_size: int = 224) -> MobileNetV2:
+    """MobileNetV2-0.35x base of the Visual Wake Words experiments (8 first, 320 last channels)."""
+    return mobilenetv2(num_classes, 0.35, 8, 320, last_pool, image_size)
+
+
+def mobilenetv2_rnnpool_vww(num_classes: int = 2, last_pool: str = "avg", downsampler: str = "rnnpool",
+                            image_size: int = 224) -> MobileNetV2:
+    """MobileNetV2-0.35x-RNNPool for Visual Wake Words: conv c8 s2 -> RNNPool(6, 4, h 8) -> 0.35x rows."""
+    return mobilenetv2_rnnpool(num_classes, 0.35, 8, 6, last_pool, 8, 320, downsampler, image_size)
+
+
+__all__ = ["MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
+           "mobilenetv2_rnnpool", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]

@@ -1,0 +1,474 @@
+"""Parameters, multiply-adds and peak RAM of a model, traced from a real forward pass.
+
+``profile(model, input_size)`` runs one forward pass with hooks and returns a
+:class:`Profile` with totals and a per-layer pandas DataFrame (pandas because the book prints,
+sorts and plots these tables).
+
+Multiply-adds (MAdds), as in the paper: convolutions ``H_out W_out C_out (C_in / groups) k_h k_w``,
+linear layers ``in * out``, RNN cells their matrix-vector products. BatchNorm, activations,
+pooling, biases and residual additions are not counted.
+
+RNNPool MAdds (:func:`rnnpool_madds`) are derived from the recurrences of Algorithm 1, *per patch*,
+which is how the operator runs on a device patch by patch (and how the paper counts):
+RNN1 takes ``k_h`` rows of ``k_w`` steps plus ``k_w`` columns of ``k_h`` steps, RNN2 makes four
+sweeps (``2 k_h + 2 k_w`` steps); a step costs ``W x + U h`` (``h1 (C + h1)`` for RNN1 with
+FastGRNN, three times that for GRU, four for LSTM); the gate nonlinearities and the elementwise
+update are not counted (like activations elsewhere). The first step's ``U h_0`` is counted
+although ``h_0 = 0``: the count follows the recurrence, not a sparsity trick. The vectorised
+``RNNPool2d`` shares row summaries between vertically overlapping patches and so does fewer
+operations on a CPU; the profiler reports the per-patch count because RAM-bound devices run
+patch by patch.
+
+Peak RAM, the "standard convention" of the paper (Appendix E.2, after Chowdhery et al.): layers run
+one after another and the RAM of a step is what must be live then; the peak is the largest step.
+
+* A *unit* is a block with a ``memory_rule`` attribute (``InvertedResidual``: input + output;
+  ``BasicBlock``: max(input, output); ``DenseBlock``: its output; ``Inception``: input + the
+  three smallest branch outputs; ``ConvBNAct`` and ``DepthwiseSeparable``: input + output) or a
+  layer outside such blocks (conv, linear: input + output; local pooling: max(input, output),
+  it can overwrite its input row by row; RNNPool: input + output).
+* The input image streams in from the sensor and is not counted (the paper's ResNet18 3.06 MB
+  and Face-Quant 225 KB figures both exclude it).
+* Plain convolutions before an ``RNNPool2d`` (its "stem") are computed patch by patch together
+  with it: their outputs and the RNNPool input are never materialised.
+* A 1x1 convolution whose output goes only to a global pool or an RNNPool is computed on the fly:
+  its output is consumed pixel by pixel (the final ``1x1 conv -> avgpool`` of MobileNetV2).
+* BatchNorm, activations, dropout and flatten run in place. The outputs of detection heads are
+  decoded as they are produced and are not kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .layer import RNNPool2d
+
+#: Modules that run in place on their input (no new activation map under the convention).
+IN_PLACE = (nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Flatten, nn.Identity,
+            nn.Sigmoid, nn.Hardswish, nn.SiLU)
+LOCAL_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+LEAF_LAYERS = (nn.Conv2d, nn.Linear, RNNPool2d, nn.ZeroPad2d) + LOCAL_POOLS + GLOBAL_POOLS
+
+
+def conv_madds(module: nn.Conv2d, output: Tensor) -> int:
+    """``H_out W_out C_out (C_in / groups) k_h k_w`` for one image."""
+    return int(output[0].numel() * module.weight[0].numel())
+
+
+RNNPOOL_MODES = ("per_patch", "shared")
+
+
+def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "per_patch") -> int:
+    """Multiply-adds of one image through ``layer``.
+
+    ``"per_patch"`` (default): every patch runs Algorithm 1 on its own (see module docstring).
+    ``"shared"``: what the vectorised ``RNNPool2d`` does: ``W x`` once per pixel (RNN1) and per
+    summary (RNN2), RNN1's recurrence once per (row, patch column) and (column, patch row)
+    segment, RNN2's four sweeps per patch.
+    """
+    if mode not in RNNPOOL_MODES:
+        raise ValueError(f"mode must be one of {RNNPOOL_MODES}, got {mode!r}")
+    kh, kw = layer.kernel_size
+    sh, sw = layer.stride
+    ho, wo = out_height, out_width
+    w1, u1 = _cell_matrices(layer.rnn1)
+    w2, u2 = _cell_matrices(layer.rnn2)
+    rnn2_steps = ho * wo * (2 * kh + 2 * kw)
+    if mode == "per_patch":
+        return ho * wo * 2 * kh * kw * (w1 + u1) + rnn2_steps * (w2 + u2)
+    hu, wu = sh * (ho - 1) + kh, sw * (wo - 1) + kw  # rows / columns that patches touch
+    summaries = hu * wo + ho * wu
+    return (hu * wu * w1 + (hu * wo * kw + ho * wu * kh) * u1
+            + summaries * w2 + rnn2_steps * u2)
+
+
+def _cell_matrices(cell: nn.Module) -> tuple[int, int]:
+    """Sizes of the input and hidden weight matrices (the MAdds of ``W x`` and ``U h``)."""
+    if hasattr(cell, "W"):
+        return int(cell.W.numel()), int(cell.U.numel())
+    return int(cell.weight_ih.numel()), int(cell.weight_hh.numel())
+
+
+@dataclass
+class Profile:
+    """Totals and the per-unit table of one profiled forward pass."""
+
+    params: int
+    madds: int
+    peak_ram_bytes: int
+    peak_layer: str
+    layers: pd.DataFrame
+    bytes_per_value: int
+    input_size: tuple[int, ...]
+
+    @property
+    def peak_ram_mb(self) -> float:
+        """Peak RAM in MB of 2^20 bytes (the paper's unit)."""
+        return self.peak_ram_bytes / 2**20
+
+    @property
+    def peak_ram_kb(self) -> float:
+        return self.peak_ram_bytes / 2**10
+
+    def summary(self) -> pd.Series:
+        return pd.Series({"params_M": self.params / 1e6, "madds_G": self.madds / 1e9,
+                          "peak_ram_MB": self.peak_ram_mb, "peak_layer": self.peak_layer})
+
+
+@dataclass
+class _Unit:
+    name: str
+    module: nn.Module
+    kind: str
+    input_id: int = -1
+    output_id: int = -1
+    input_shape: tuple[int, ...] = ()
+    output_shape: tuple[int, ...] = ()
+    branch_numels: list[int] = field(default_factory=list)
+
+
+def _units(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Outermost blocks with a ``memory_rule`` and leaf layers outside them, by qualified name."""
+    units: dict[str, tuple[nn.Module, str]] = {}
+    inside: list[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(p + ".") for p in inside):
+            continue
+        rule = getattr(module, "memory_rule", None)
+        if rule is not None:
+            units[name] = (module, rule)
+            inside.append(name)
+        elif isinstance(module, RNNPool2d):
+            units[name] = (module, "rnnpool")
+            inside.append(name)
+        elif isinstance(module, LOCAL_POOLS):
+            units[name] = (module, "pool")
+        elif isinstance(module, GLOBAL_POOLS):
+            units[name] = (module, "global_pool")
+        elif isinstance(module, (nn.Conv2d, nn.Linear, nn.ZeroPad2d)):
+            units[name] = (module, "in+out")
+    return units
+
+
+def _is_1x1(module: nn.Module) -> bool:
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return len(convs) == 1 and convs[0].kernel_size == (1, 1) and convs[0].stride == (1, 1)
+
+
+def _normalise_size(input_size: Any) -> tuple[int, ...]:
+    if isinstance(input_size, int) or not isinstance(input_size, (tuple, list)):
+        raise TypeError(f"input_size must be a tuple (C, H, W) or (N, C, H, W), got {input_size!r}")
+    size = tuple(input_size)
+    if len(size) == 3:
+        size = (1,) + size
+    if len(size) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise ValueError(f"input_size must be (C, H, W) or (N, C, H, W) of positive ints, got {input_size!r}")
+    if size[0] != 1:
+        raise ValueError(f"profile counts one image: batch size must be 1, got {size[0]}")
+    return size
+
+
+def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 4,
+            rnnpool_mode: str = "per_patch") -> Profile:
+    """Parameters, MAdds and standard-convention peak RAM of ``model`` on one input.
+
+    ``input_size`` is ``(C, H, W)`` (or ``(1, C, H, W)``); ``bytes_per_value`` is 4 for float32
+    models and 1 for int8; ``rnnpool_mode`` picks the RNNPool MAdds count (:func:`rnnpool_madds`).
+    Raises ``ValueError`` when the model cannot take that input.
+    """
+    if rnnpool_mode not in RNNPOOL_MODES:
+        raise ValueError(f"rnnpool_mode must be one of {RNNPOOL_MODES}, got {rnnpool_mode!r}")
+    size = _normalise_size(input_size)
+    if isinstance(bytes_per_value, bool) or not isinstance(bytes_per_value, int) or bytes_per_value < 1:
+        raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
+    units = _units(model)
+    records: dict[str, _Unit] = {}
+    order: list[str] = []
+    madds: dict[str, int] = {}
+    alias: dict[int, int] = {}
+    keep: list[Tensor] = []  # keeps tensors alive so their ids stay unique during the pass
+
+    def root(t: Tensor) -> int:
+        i = id(t)
+        while i in alias:
+            i = alias[i]
+        return i
+
+    def hook(name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        x = args[0] if args and isinstance(args[0], Tensor) else None
+        keep.extend(t for t in (x, output) if isinstance(t, Tensor))
+        if isinstance(module, IN_PLACE) and x is not None and isinstance(output, Tensor):
+            if root(x) != id(output):
+                alias[id(output)] = root(x)
+        if isinstance(module, nn.Conv2d):
+            madds[name] = conv_madds(module, output)
+        elif isinstance(module, nn.Linear):
+            madds[name] = int(module.in_features * module.out_features * output[0].numel() // module.out_features)
+        elif isinstance(module, RNNPool2d):
+            madds[name] = rnnpool_madds(module, output.shape[2], output.shape[3], rnnpool_mode)
+        if name in units and isinstance(output, Tensor) and x is not None:
+            keep.append(output)
+            unit = _Unit(name, module, units[name][1], root(x), root(output), tuple(x.shape[1:]),
+                         tuple(output.shape[1:]))
+            branches = getattr(module, "last_branch_numels", None)
+            if branches is not None:
+                unit.branch_numels = list(branches)
+            records[name] = unit
+            order.append(name)
+
+    handles = [m.register_forward_hook(lambda mod, a, o, n=n: hook(n, mod, a, o))
+               for n, m in model.named_modules()]
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        x = torch.zeros(size, dtype=param.dtype if param is not None else torch.float32,
+                        device=param.device if param is not None else None)
+        keep.append(x)
+        with torch.no_grad():
+            try:
+                model(x)
+            except (RuntimeError, ValueError) as err:
+                raise ValueError(f"{type(model).__name__} cannot take an input of size {size}: {err}") from err
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    table = _memory_table([records[n] for n in order], madds, id(x), bytes_per_value)
+    peak_row = table["ram_bytes"].idxmax()
+    params = sum(p.numel() for p in model.parameters())
+    return Profile(params=params, madds=int(sum(madds.values())),
+                   peak_ram_bytes=int(table.loc[peak_row, "ram_bytes"]),
+                   peak_layer=str(table.loc[peak_row, "layer"]), layers=table,
+                   bytes_per_value=bytes_per_value, input_size=size)
+
+
+def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:
+    """Ids of maps that are never materialised (see the module docstring)."""
+    streamed = {image_id}
+    consumers: dict[int, list[_Unit]] = {}
+    for u in units:
+        consumers.setdefault(u.input_id, []).append(u)
+    # a stem of plain convs/pools before an early RNNPool is computed patch by patch with it
+    for i, u in enumerate(units):
+        if u.kind == "rnnpool":
+            stem = units[:i]
+            if all(s.kind in ("in+out", "pool") and not list(s.module.children()) or
+                   type(s.module).__name__ == "ConvBNAct" for s in stem):
+                streamed.update(s.output_id for s in stem)
+            break
+    # a 1x1 conv feeding only global pools / RNNPools is computed on the fly
+    for u in units:
+        users = consumers.get(u.output_id, [])
+        if users and _is_1x1(u.module) and all(c.kind in ("global_pool", "rnnpool") for c in users):
+            streamed.add(u.output_id)
+    return streamed
+
+
+def _memory_table(units: list[_Unit], madds: dict[str, int], image_id: int, bpv: int) -> pd.DataFrame:
+    streamed = _streamed_outputs(units, image_id)
+    rows = []
+    for u in units:
+        in_b = 0 if u.input_id in streamed else _numel(u.input_shape) * bpv
+        out_b = 0 if u.output_id in streamed else _numel(u.output_shape) * bpv
+        if u.kind in ("max", "pool"):
+            ram = max(in_b, out_b)
+        elif u.kind == "out":
+            ram = out_b
+        elif u.kind == "inception":
+            ram = in_b + sum(sorted(u.branch_numels)[:3]) * bpv
+        else:
+            ram = in_b + out_b
+        unit_madds = sum(v for k, v in madds.items() if k == u.name or k.startswith(u.name + "."))
+        params = sum(p.numel() for p in u.module.parameters())
+        rows.append({"layer": u.name, "type": type(u.module).__name__, "rule": u.kind,
+                     "input_shape": u.input_shape, "output_shape": u.output_shape, "params": params,
+                     "madds": unit_madds, "input_bytes": in_b, "output_bytes": out_b, "ram_bytes": ram})
+    return pd.DataFrame(rows)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def proposition1_lower_bound(channels: Sequence[int], kernel_sizes: Sequence[int],
+                             output_size: tuple[int, int], bytes_per_value: int = 4) -> int:
+    """Proposition 1: least RAM (bytes) for the intermediate maps of a stride-1 conv stack.
+
+    ``channels[q]`` and ``kernel_sizes[q]`` describe intermediate layer ``q`` (the output of the
+    ``q``-th conv, the last one being the network output, which is not counted) and ``output_size``
+    is the ``m x n`` output. An output node sees a ``(2 k_q + 1)^2`` window of layer ``q``, where
+    ``k_q`` sums the kernel radii of the layers after ``q``; any serial order without
+    recomputation keeps at least ``2 * sum_q c_q k_q * min(m - 1, n - 1)`` values live.
+    """
+    if len(channels) != len(kernel_sizes) or not channels:
+        raise ValueError("channels and kernel_sizes must be non-empty and of equal length")
+    if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+        raise ValueError(f"kernel sizes must be odd and positive, got {list(kernel_sizes)}")
+    m, n = output_size
+    radii = [(k - 1) // 2 for k in kernel_sizes]
+    total = 0
+    for q in range(len(channels) - 1):  # intermediate layers only
+        k_q = sum(radii[q + 1:])
+        total += channels[q] * k_q
+    return 2 * total * min(m - 1, n - 1) * bytes_per_value
+
+
+def _rel(ours: float, paper: float) -> float:
+    return (ours - paper) / paper
+
+
+#: One-line explanations for cells more than 10% from the paper: (model substring, quantity
+#: prefix) -> why. Checked in order; the first match wins.
+DIFFERENCE_NOTES: list[tuple[str, str, str]] = [
+    ("Face-M4", "peak_ram", "ours is the largest MBConv in+out at 40x30 (64+32 ch); the paper's 188 KB "
+                            "includes buffers it does not describe"),
+    ("Face-M4", "model_size", "the paper's 160 KB stores more than one byte per weight (format not given)"),
+    ("Face-A", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
+                           "only the RNNPool output map"),
+    ("Face-B", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
+                           "only the RNNPool output map"),
+    ("Face-A", "", "the t2 c128/c160 rows and heads of Table 13 as read give 0.12M; the paper's "
+                   "widths are smaller in a way it does not state"),
+    ("Face-B", "params", "head and expansion details of Table 12 left open by the paper"),
+    ("Face", "madds", "RNNPool on the full-resolution map counted per patch dominates; the paper "
+                      "counts it with fewer operations"),
+    ("ResNet18-RNNPool", "madds", "the paper does not give the stages after the RNNPool; ours keep "
+                                  "c128-c512 at strides 1, 2, 2 (28 -> 7)"),
+    ("0.35x", "", "rounding of 0.35x widths (multiples of 8) and the last-layer RNNPool "
+                  "(h = 80 over 7x7) differ from the paper's unstated choices"),
+    ("", "params", "Table 10 as written (all MBConv rows from c64 on) has 2.22M parameters; the "
+                   "paper's 2.0M implies a smaller model it does not describe"),
+    ("", "madds", "RNNPool counted per patch (53M on 112x112x32); with rnnpool_mode='shared' "
+                  "(summaries shared by overlapping patches) MobileNetV2-RNNPool gives 0.237G"),
+]
+
+
+def _note(model: str, quantity: str, rel: float) -> str:
+    if abs(rel) <= 0.10:
+        return ""
+    for key, prefix, why in DIFFERENCE_NOTES:
+        if key in model and quantity.startswith(prefix):
+            return why
+    return "not explained"
+
+
+def _compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of (model, quantity, paper, ours) with the relative difference and a note > 10%."""
+    table = pd.DataFrame(rows)
+    table["rel_diff"] = [_rel(o, p) for o, p in zip(table["ours"], table["paper"])]
+    table["note"] = [_note(m, q, r) for m, q, r in zip(table["model"], table["quantity"], table["rel_diff"])]
+    return table.round({"ours": 3, "rel_diff": 3})
+
+
+def _figures(p: Profile, mb: bool = True) -> dict[str, float]:
+    return {"params_M": p.params / 1e6, "madds_G": p.madds / 1e9,
+            "peak_ram_MB": p.peak_ram_mb if mb else p.peak_ram_kb}
+
+
+def paper_tables(rnnpool_mode: str = "per_patch") -> dict[str, pd.DataFrame]:
+    """Paper vs ours for Tables 1, 2, 3, 4 and 5 (figures this book can compute without training).
+
+    Each DataFrame has columns ``table, model, quantity, paper, ours, rel_diff``; ``rnnpool_mode``
+    is passed to :func:`profile`. Differences are explained in the "Memory and compute" chapter.
+    """
+    from . import models as M
+    from .paper import paper_table
+
+    rows1: list[dict[str, Any]] = []
+    t1 = paper_table("table1_imagenet10").set_index("model")
+    built = {"MobileNetV2": (M.mobilenetv2, M.mobilenetv2_rnnpool), "ResNet18": (M.resnet18, M.resnet18_rnnpool)}
+    for name, (base, pooled) in built.items():
+        pb = profile(base(10), (3, 224, 224), 4, rnnpool_mode)
+        pr = profile(pooled(10), (3, 224, 224), 4, rnnpool_mode)
+        paper = t1.loc[name]
+        for quantity, key, prof in [("params_M", "base_params_M", pb), ("madds_G", "base_standard_madds_G", pb),
+                                    ("peak_ram_MB", "base_standard_peak_ram_MB", pb),
+                                    ("params_M", "rnnpool_params_M", pr), ("madds_G", "rnnpool_madds_G", pr),
+                                    ("peak_ram_MB", "rnnpool_peak_ram_MB", pr)]:
+            variant = name if prof is pb else f"{name}-RNNPool"
+            rows1.append({"table": 1, "model": variant, "quantity": quantity, "paper": float(paper[key]),
+                          "ours": _figures(prof)[quantity]})
+
+    rows2: list[dict[str, Any]] = []
+    t2 = paper_table("table2_pooling_operators").set_index("method")
+    variants = {
+        "Base Network": (lambda w: M.mobilenetv2(10) if w == 1 else M.mobilenetv2_vww()),
+        "Last layer RNNPool": (lambda w: M.mobilenetv2(10, last_pool="rnnpool") if w == 1
+                               else M.mobilenetv2_vww(last_pool="rnnpool")),
+        "Average Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="avg") if w == 1
+                            else M.mobilenetv2_rnnpool_vww(downsampler="avg")),
+        "Max Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="max") if w == 1
+                        else M.mobilenetv2_rnnpool_vww(downsampler="max")),
+        "Strided Convolution": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="strided_conv") if w == 1
+                                else M.mobilenetv2_rnnpool_vww(downsampler="strided_conv")),
+        "RNNPoolLayer": (lambda w: M.mobilenetv2_rnnpool(10) if w == 1 else M.mobilenetv2_rnnpool_vww()),
+        "RNNPoolLayer + Last layer RNNPool": (lambda w: M.mobilenetv2_rnnpool(10, last_pool="rnnpool") if w == 1
+                                              else M.mobilenetv2_rnnpool_vww(last_pool="rnnpool")),
+    }
+    for method, build in variants.items():
+        p1 = profile(build(1), (3, 224, 224), 4, rnnpool_mode)
+        p035 = profile(build(0.35), (3, 224, 224), 4, rnnpool_mode)
+        paper = t2.loc[method]
+        rows2 += [
+            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "madds_G",
+             "paper": float(paper["mbv2_madds_G"]), "ours": p1.madds / 1e9},
+            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "params_M",
+             "paper": float(paper["mbv2_params_M"]), "ours": p1.params / 1e6},
+            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "madds_M",
+             "paper": float(paper["mbv2_035x_vww_madds_M"]), "ours": p035.madds / 1e6},
+            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "params_K",
+             "paper": float(paper["mbv2_035x_vww_params_K"]), "ours": p035.params / 1e3},
+        ]
+
+    rows3: list[dict[str, Any]] = []
+    t3 = paper_table("table3_imagenet1k").set_index("method")
+    for name, build in [("MobileNetV2", M.mobilenetv2), ("MobileNetV2-RNNPool", M.mobilenetv2_rnnpool)]:
+        p = profile(build(1000), (3, 224, 224), 4, rnnpool_mode)
+        paper = t3.loc[name]
+        rows3 += [{"table": 3, "model": name, "quantity": "peak_ram_MB", "paper": float(paper["peak_ram_MB"]),
+                   "ours": p.peak_ram_mb},
+                  {"table": 3, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
+                   "ours": p.params / 1e6},
+                  {"table": 3, "model": name, "quantity": "madds_M", "paper": float(paper["madds_M"]),
+                   "ours": p.madds / 1e6}]
+
+    rows4: list[dict[str, Any]] = []
+    t4 = paper_table("table4_face_detection_widerface").set_index("method")
+    for variant, bpv in [("C", 4), ("B", 4), ("A", 4), ("Quant", 1)]:
+        name = f"RNNPool-Face-{variant}"
+        p = profile(M.rnnpool_face(variant), (3, 480, 640), bpv, rnnpool_mode)
+        paper = t4.loc[name]
+        value, unit = str(paper["peak_ram"]).split()
+        ours_ram = p.peak_ram_mb if unit == "MB" else p.peak_ram_kb
+        rows4 += [{"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value), "ours": ours_ram},
+                  {"table": 4, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
+                   "ours": p.params / 1e6},
+                  {"table": 4, "model": name, "quantity": "madds_G", "paper": float(paper["madds_G"]),
+                   "ours": p.madds / 1e9}]
+    # baselines: RAM of their first-layer output maps at 4 bytes (Appendix E)
+    for name, shape in [("EXTD", (320, 240, 64)), ("LFFD", (320, 240, 64)), ("FaceBoxes", (160, 120, 24)),
+                        ("EagleEye", (320, 240, 4))]:
+        value, unit = str(t4.loc[name, "peak_ram"]).split()
+        rows4.append({"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value),
+                      "ours": _numel(shape) * 4 / 2**20})
+
+    t5 = paper_table("table5_scut_head_m4").set_index("model").loc["RNNPool-Face-M4"]
+    p = profile(M.rnnpool_face("M4"), (1, 240, 320), 1, rnnpool_mode)
+    rows5 = [{"table": 5, "model": "RNNPool-Face-M4", "quantity": "peak_ram_KB",
+              "paper": float(str(t5["peak_ram"]).split()[0]), "ours": p.peak_ram_kb},
+             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "madds_M", "paper": float(t5["madds_M"]),
+              "ours": p.madds / 1e6},
+             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "model_size_KB (1 byte/param)",
+              "paper": float(str(t5["model_size"]).split()[0]), "ours": p.params / 2**10}]
+    return {"table1": _compare(rows1), "table2": _compare(rows2), "table3": _compare(rows3),
+            "table4": _compare(rows4), "table5": _compare(rows5)}

@@ -1,0 +1,191 @@
+"""Run a chapter notebook over a grid of parameters and collect what each run records.
+
+    python -m rnnpool_lite.sweep NOTEBOOK --grid grid.yaml --jobs N --out DIR
+
+``grid.yaml`` maps each papermill parameter to a list of values; every combination (the Cartesian
+product, in file order) is executed with papermill into ``DIR/runs/<key>.ipynb``, ``N`` at a time in
+separate processes (``concurrent.futures.ProcessPoolExecutor``). Inside the notebook, a value is
+reported with :func:`record`; after the run the executed notebook is read back with nbformat and the
+recorded values become columns of ``DIR/results.csv`` (one row per combination, with ``status``,
+``error`` and ``duration_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
+again, so an interrupted or extended sweep only runs what is missing; failed runs are retried and
+report the notebook's exception (``ename: evalue`` and the cell that raised it).
+
+Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
+IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import multiprocessing
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+MIMETYPE = "application/x.rnnpool-lite.record+json"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly version of numpy / torch scalars and arrays."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def record(name: str, value: Any) -> None:
+    """Report ``value`` under ``name`` from inside a notebook run by the sweep.
+
+    Displays a JSON payload with a custom mimetype (invisible in Jupyter's rendering, kept in the
+    saved notebook). ``value`` must be JSON-serialisable after numpy/torch scalars become Python.
+    """
+    from IPython.display import display
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"record name must be a non-empty string, got {name!r}")
+    payload = {"name": name, "value": _plain(value)}
+    json.dumps(payload)  # fail here, with the value's type in the message, not in the kernel
+    display({MIMETYPE: payload}, raw=True)
+
+
+def read_records(notebook: str | Path) -> dict[str, Any]:
+    """Values recorded in an executed notebook, ``{name: value}`` (a later record wins)."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    out: dict[str, Any] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(MIMETYPE)
+            if payload is not None:
+                out[payload["name"]] = payload["value"]
+    return out
+
+
+def load_grid(path: str | Path) -> dict[str, list]:
+    """Read ``grid.yaml``: a mapping parameter -> non-empty list of values (a scalar means [scalar])."""
+    grid = yaml.safe_load(Path(path).read_text())
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"{path}: expected a mapping 'parameter: [values, ...]', got {type(grid).__name__}")
+    out = {}
+    for key, values in grid.items():
+        values = values if isinstance(values, list) else [values]
+        if not isinstance(key, str) or not values:
+            raise ValueError(f"{path}: parameter {key!r} needs a string name and at least one value")
+        out[key] = values
+    return out
+
+
+def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every parameter combination, in the grid's order (last parameter varies fastest)."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def run_key(params: dict[str, Any]) -> str:
+    """File-name-safe, readable, unique key of one combination: 'a=1_b=x-<hash>'."""
+    text = "_".join(f"{k}={v}" for k, v in params.items())
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "-", text)[:80]
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | None,
+             timeout: float | None) -> dict[str, Any]:
+    """Execute one combination (in a worker process) and write its ``runs/<key>.json``."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    runs = Path(out_dir) / "runs"
+    key = run_key(params)
+    output = runs / f"{key}.ipynb"
+    start = time.perf_counter()
+    status, error, records = "ok", "", {}
+    try:
+        pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
+                            progress_bar=False, log_output=False, execution_timeout=timeout,
+                            cwd=str(Path(notebook).resolve().parent))
+        records = read_records(output)
+    except PapermillExecutionError as err:
+        status = "failed"
+        error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
+    except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
+        status, error = "failed", f"{type(err).__name__}: {err}"
+    result = {"key": key, "params": params, "status": status, "error": error, "records": records,
+              "duration_s": round(time.perf_counter() - start, 2), "notebook": str(output)}
+    (runs / f"{key}.json").write_text(json.dumps(result, default=str))
+    return result
+
+
+def sweep(notebook: str | Path, grid: dict[str, list], out: str | Path, jobs: int = 1,
+          kernel: str | None = None, timeout: float | None = None) -> pd.DataFrame:
+    """Run every combination not already done; write and return the results table.
+
+    Returns a DataFrame with one row per combination: the parameters, every recorded value,
+    ``status`` ("ok" | "failed"), ``error``, ``duration_s``, ``skipped`` (True when an earlier run's
+    result was reused) and ``notebook`` (the executed copy). Also written to ``out/results.csv``.
+    """
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"notebook {notebook} does not exist")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    combos = combinations(grid)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for params in combos:
+        done = out / "runs" / f"{run_key(params)}.json"
+        previous = json.loads(done.read_text()) if done.is_file() else None
+        if previous is not None and previous["status"] == "ok":
+            results[run_key(params)] = {**previous, "skipped": True}
+        else:
+            todo.append(params)
+    if todo:
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(_run_one, str(notebook), p, str(out), kernel, timeout) for p in todo]
+            for future in futures:
+                result = future.result()
+                results[result["key"]] = {**result, "skipped": False}
+    rows = []
+    for params in combos:
+        r = results[run_key(params)]
+        rows.append({**params, **r["records"], "status": r["status"], "error": r["error"],
+                     "duration_s": r["duration_s"], "skipped": r["skipped"], "notebook": r["notebook"]})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "results.csv", index=False)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
+    parser.add_argument("--grid", required=True, help="YAML file: parameter -> list of values")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
+    parser.add_argument("--out", required=True, help="output folder (runs/ and results.csv)")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    args = parser.parse_args(argv)
+    table = sweep(args.notebook, load_grid(args.grid), args.out, args.jobs, args.kernel, args.timeout)
+    failed = table[table["status"] != "ok"]
+    print(f"{len(table)} runs: {int(table['skipped'].sum())} reused, "
+          f"{len(table) - len(failed)} ok, {len(failed)} failed -> {Path(args.out) / 'results.csv'}")
+    params = list(load_grid(args.grid))
+    for _, row in failed.iterrows():
+        print(f"FAILED {dict(row[params])}: {row['error']}", file=sys.stderr)
+    return 1 if len(failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

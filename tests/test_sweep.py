@@ -1,0 +1,66 @@
+"""The sweep CLI on a tiny notebook: a 2x2 grid, two workers, one failing run, reuse on rerun."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import rnnpool_lite
+from rnnpool_lite.sweep import combinations, load_grid, main, run_key, sweep
+
+
+def _notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("a = 1\nb = 10")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("if a == 2 and b == 20:\n    raise ValueError('bad combination')"),
+        nbformat.v4.new_code_cell("from rnnpool_lite.sweep import record\n"
+                                  "record('product', a * b)\nrecord('label', f'{a}-{b}')"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def test_grid_helpers(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text("a: [1, 2]\nb: 3\n")
+    grid = load_grid(tmp_path / "g.yaml")
+    assert combinations(grid) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
+    assert run_key({"a": 1, "b": 3}) != run_key({"a": 1, "b": "3"})
+    (tmp_path / "bad.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_grid(tmp_path / "bad.yaml")
+
+
+def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture) -> None:
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    _notebook(tmp_path / "nb.ipynb")
+    (tmp_path / "grid.yaml").write_text("a: [1, 2]\nb: [10, 20]\n")
+    out = tmp_path / "out"
+
+    table = sweep(tmp_path / "nb.ipynb", load_grid(tmp_path / "grid.yaml"), out, jobs=2)
+    assert table[["a", "b"]].values.tolist() == [[1, 10], [1, 20], [2, 10], [2, 20]]
+    assert table["status"].tolist() == ["ok", "ok", "ok", "failed"]
+    assert table["product"].tolist()[:3] == [10, 20, 20] and table["label"][0] == "1-10"
+    assert "ValueError: bad combination" in table["error"][3]
+    assert (out / "results.csv").is_file() and not table["skipped"].any()
+
+    # rerun through the CLI's main(): the three good runs are reused, the failure is retried and reported
+    done = sorted((out / "runs").glob("*.ipynb"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    code = main([str(tmp_path / "nb.ipynb"), "--grid", str(tmp_path / "grid.yaml"), "--jobs", "2",
+                 "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "3 reused, 3 ok, 1 failed" in printed.out
+    assert "FAILED {'a': 2, 'b': 20}: ValueError: bad combination" in printed.err
+    changed = [p.name for p, s in zip(done, stamps) if p.stat().st_mtime_ns != s]
+    assert changed == [f"{run_key({'a': 2, 'b': 20})}.ipynb"]
+    import pandas as pd
+    again = pd.read_csv(out / "results.csv")
+    assert again["skipped"].tolist() == [True, True, True, False]

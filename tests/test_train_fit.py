@@ -1,0 +1,198 @@
+"""fit: learning, determinism, exact resume after an interruption, checkpoints, bad input."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+
+from rnnpool_lite.train import (ClassificationTask, MultiLabelTask, cosine_lr, fit, load_checkpoint,
+                                save_checkpoint)
+
+
+def blobs(n: int = 96, seed: int = 0) -> TensorDataset:
+    """Three Gaussian classes in 8-D, a problem a tiny net learns in a few epochs."""
+    centres = torch.randn(3, 8, generator=torch.Generator().manual_seed(0)) * 2.0
+    g = torch.Generator().manual_seed(seed + 1)
+    labels = torch.arange(n) % 3
+    x = centres[labels] + 0.7 * torch.randn(n, 8, generator=g)
+    return TensorDataset(x.view(n, 2, 2, 2), labels)
+
+
+def tiny_net(seed: int = 0) -> nn.Module:
+    """Conv + BatchNorm + dropout: running statistics and RNG use are part of what must resume."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(2, 8, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Dropout(0.2),
+                         nn.Linear(32, 3))
+
+
+class Interrupting(Dataset):
+    """Raises after ``limit`` reads, like a run killed in the middle of an epoch."""
+
+    def __init__(self, base: Dataset, limit: int) -> None:
+        self.base, self.limit, self.reads = base, limit, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.reads > self.limit:
+            raise KeyboardInterrupt("simulated interruption")
+        return self.base[i]
+
+
+def run(tmp_path=None, train=None, epochs=4, lr=0.1, **kw):
+    return fit(tiny_net(), train if train is not None else blobs(), blobs(48, seed=1), epochs=epochs, lr=lr,
+               batch_size=16, progress=False,
+               checkpoint=None if tmp_path is None else tmp_path / "ck.pt", **kw)
+
+
+def numbers(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns="seconds")
+
+
+def test_learns_and_reports_history():
+    result = run(epochs=4)
+    h = result.history
+    assert list(h.index) == [1, 2, 3, 4]
+    assert {"lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"} <= set(h.columns)
+    assert h["val_accuracy"].max() >= 0.9
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert result.best_epoch == int(h["val_accuracy"].idxmax())
+    assert result.best_value == h["val_accuracy"].max()
+    # restore_best: the returned model carries the best epoch's weights
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, result.best_state[k])
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    a, b, c = run(epochs=2, seed=3), run(epochs=2, seed=3), run(epochs=2, seed=4)
+    pd.testing.assert_frame_equal(numbers(a.history), numbers(b.history), check_exact=True)
+    assert not numbers(a.history).equals(numbers(c.history))
+
+
+def test_interrupted_run_resumes_bitwise(tmp_path):
+    full = run(tmp_path / "full", epochs=4)
+    with pytest.raises(KeyboardInterrupt):  # dies in epoch 3, after 2.5 epochs of reads
+        run(tmp_path / "cut", train=Interrupting(blobs(), limit=96 * 2 + 40), epochs=4)
+    saved = load_checkpoint(tmp_path / "cut" / "ck.pt")
+    assert saved["epoch"] == 2 and len(saved["history"]) == 2
+    resumed = run(tmp_path / "cut", epochs=4)
+    pd.testing.assert_frame_equal(numbers(full.history), numbers(resumed.history), check_exact=True)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    final = load_checkpoint(tmp_path / "cut" / "ck.pt")
+    assert final["epoch"] == 4
+    # a finished run resumed again trains nothing and returns the same history
+    again = run(tmp_path / "cut", epochs=4)
+    pd.testing.assert_frame_equal(numbers(again.history), numbers(full.history), check_exact=True)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="other settings"):
+        run(tmp_path, epochs=1, lr=0.5)
+
+
+def test_checkpoint_is_atomic_and_safe(tmp_path):
+    path = tmp_path / "a" / "c.pt"
+    save_checkpoint({"epoch": 1, "history": [{"x": 1.0}], "w": torch.ones(2)}, path)
+    assert [p.name for p in path.parent.iterdir()] == ["c.pt"]  # no temporary file left behind
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(2))
+    torch.save({"not": "ours"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a rnnpool_lite checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format_version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_multilabel_task():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=g)
+    y = torch.stack([x[:, 0] > 0, x[:, 1] + x[:, 2] > 0], dim=1).float()
+    torch.manual_seed(0)
+    result = fit(nn.Linear(6, 2), TensorDataset(x, y), TensorDataset(x, y), epochs=6, batch_size=16, lr=0.5,
+                 task=MultiLabelTask(), progress=False)
+    assert result.history["val_label_accuracy"].iloc[-1] >= 0.9
+    assert (result.history["val_accuracy"] <= result.history["val_label_accuracy"] + 1e-12).all()
+
+
+def test_cosine_schedule_values():
+    assert cosine_lr(0, 10, 0.1) == pytest.approx(0.1)
+    assert cosine_lr(5, 10, 0.1) == pytest.approx(0.05)
+    assert cosine_lr(9, 10, 0.1) == pytest.approx(0.05 * (1 + math.cos(math.pi * 0.9)))
+    warm = [cosine_lr(s, 20, 0.01, warmup_steps=5) for s in range(20)]
+    assert warm[:5] == pytest.approx([0.002, 0.004, 0.006, 0.008, 0.01])
+    assert warm[5] == pytest.approx(0.01) and all(a >= b for a, b in zip(warm[5:], warm[6:]))
+    with pytest.raises(ValueError, match="step"):
+        cosine_lr(10, 10, 0.1)
+    with pytest.raises(ValueError, match="warmup"):
+        cosine_lr(0, 10, 0.1, warmup_steps=10)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(epochs=0), ValueError, "epochs"),
+    (dict(epochs=2.0), TypeError, "epochs"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(warmup_epochs=3, epochs=3), ValueError, "warmup_epochs"),
+    (dict(lr=-1.0), ValueError, "lr"),
+    (dict(task=object()), TypeError, "task"),
+])
+def test_bad_arguments(kwargs, error, match):
+    args = dict(epochs=1, progress=False) | kwargs
+    with pytest.raises(error, match=match):
+        fit(tiny_net(), blobs(), None, **args)
+
+
+def test_rejects_non_module():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        fit(lambda x: x, blobs(), None, epochs=1)
+
+
+class Jittered(Dataset):
+    """Random augmentation in ``__getitem__`` (torch and NumPy RNGs), as transforms do."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        import numpy as np
+        x, y = self.base[i]
+        return x + 0.1 * torch.randn_like(x) + float(np.random.uniform(-0.1, 0.1)), y
+
+
+def test_augmenting_workers_are_seeded(tmp_path):
+    def go(path, **kw):
+        return run(path, train=Jittered(blobs()), epochs=2, num_workers=2, **kw)
+
+    a, b = go(tmp_path / "a"), go(tmp_path / "b")
+    pd.testing.assert_frame_equal(numbers(a.history), numbers(b.history), check_exact=True)
+    c = go(tmp_path / "c", seed=1)
+    assert not numbers(a.history).equals(numbers(c.history))
+
+
+@pytest.mark.parametrize("with_conv, channels", [(False, 2 * 4), (True, 4 * 3)])
+def test_probe_shapes(with_conv, channels):
+    from rnnpool_lite.train import RNNPoolProbe
+    probe = RNNPoolProbe(image_size=9, num_classes=5, hidden_size=3, hidden_size2=channels // 4, with_conv=with_conv)
+    x = torch.randn(4, 1, 9, 9)
+    assert probe.features(x).shape == (4, channels)
+    assert probe(x).shape == (4, 5)
+    with pytest.raises(ValueError, match="image_size"):
+        RNNPoolProbe(1, 5, 2, 2)
