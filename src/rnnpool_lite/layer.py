@@ -89,18 +89,31 @@ class _StepLayout:
         self.sizes = [math.prod(shape[1:]) for shape in self.slabs]
         self.width, self.total = sources[0].shape[0], sum(self.sizes)
 
-    def fill(self, out: Tensor, t: int, steps: int, sources: Sequence[Tensor]) -> None:
-        """Write step ``t`` of every group into ``out`` (zeros before a short group starts)."""
+    def pieces(self, step: Tensor, t: int, steps: int):
+        """For step ``t``: each group's ``(group, part of step viewed as its slab, position)``.
+
+        ``step`` is a ``(G, B)`` step tensor; the position is ``None`` before a short group starts.
+        """
         start = 0
         for g, shape, size in zip(self.groups, self.slabs, self.sizes):
-            dest = out[:, start : start + size]
             local = t - (steps - g.length)
-            if local < 0:
+            pos = None if local < 0 else (g.length - 1 - local if g.reverse else local)
+            yield g, step[:, start : start + size].view(shape), pos
+            start += size
+
+    def fill(self, out: Tensor, t: int, steps: int, sources: Sequence[Tensor]) -> None:
+        """Write step ``t`` of every group into ``out`` (zeros before a short group starts)."""
+        for g, dest, pos in self.pieces(out, t, steps):
+            if pos is None:
                 dest.zero_()
             else:
-                pos = g.length - 1 - local if g.reverse else local
-                dest.view(shape).copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
-            start += size
+                dest.copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
+
+    def add_back(self, grads: Sequence[Tensor], grad: Tensor, t: int, steps: int) -> None:
+        """Add step ``t``'s gradient back into the sources' gradients (inverse of ``fill``)."""
+        for g, piece, pos in self.pieces(grad, t, steps):
+            if pos is not None:
+                _slab(grads[g.source], g.dim, pos, g.stride, g.count).add_(piece)
 
 
 def _stream_steps(groups: Sequence[_Group], sources: Sequence[Tensor], gates: int, hidden: int):
@@ -132,7 +145,7 @@ class _GatherSteps(torch.autograd.Function):
             out = sources[0].new_empty(layout.width, layout.total)
             layout.fill(out, t, steps, sources)
             outs.append(out)
-        ctx.groups, ctx.slabs, ctx.sizes = groups, layout.slabs, layout.sizes
+        ctx.layout = layout
         ctx.source_shapes = [src.shape for src in sources]
         return tuple(outs)
 
@@ -142,17 +155,8 @@ class _GatherSteps(torch.autograd.Function):
         grads = [grad_outs[0].new_zeros(shape) for shape in ctx.source_shapes]
         steps = len(grad_outs)
         for t, grad in enumerate(grad_outs):
-            if grad is None:
-                continue
-            start = 0
-            for g, shape, size in zip(ctx.groups, ctx.slabs, ctx.sizes):
-                local = t - (steps - g.length)
-                if local >= 0:
-                    pos = g.length - 1 - local if g.reverse else local
-                    _slab(grads[g.source], g.dim, pos, g.stride, g.count).add_(
-                        grad[:, start : start + size].view(shape)
-                    )
-                start += size
+            if grad is not None:
+                ctx.layout.add_back(grads, grad.contiguous(), t, steps)
         return (None, None, *grads)
 
 
