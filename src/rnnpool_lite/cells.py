@@ -302,22 +302,28 @@ class FastGRNNCell(RecurrentCell):
         return super().extra_repr() + ("" if self.learn_zeta_nu else ", learn_zeta_nu=False")
 
 
-class GRUCell(RecurrentCell):
-    """GRU with PyTorch's equations and parameter names (``weight_ih``, ``weight_hh``, ...)."""
-
-    gates = 3
+class _TorchGatedCell(RecurrentCell):
+    """Shared storage of GRU and LSTM: PyTorch's parameter names, shapes and uniform init,
+    so that weights copy one-to-one from ``nn.GRUCell`` / ``nn.LSTMCell``."""
 
     def __init__(self, input_size: int, hidden_size: int, piecewise_linear: bool = False,
                  device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, piecewise_linear)
         kw = {"device": device, "dtype": dtype}
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size, **kw))
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size, **kw))
+        rows = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **kw))
+        self.bias_ih = nn.Parameter(torch.empty(rows, **kw))
+        self.bias_hh = nn.Parameter(torch.empty(rows, **kw))
         bound = 1.0 / math.sqrt(hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+
+
+class GRUCell(_TorchGatedCell):
+    """GRU with PyTorch's equations and parameter names (``weight_ih``, ``weight_hh``, ...)."""
+
+    gates = 3
 
     def input_weights(self) -> tuple[Tensor, Tensor]:
         return self.weight_ih, self.bias_ih
@@ -338,22 +344,10 @@ class GRUCell(RecurrentCell):
         return h
 
 
-class LSTMCell(RecurrentCell):
+class LSTMCell(_TorchGatedCell):
     """LSTM with PyTorch's equations and parameter names; the summary is the hidden state h."""
 
     gates = 4
-
-    def __init__(self, input_size: int, hidden_size: int, piecewise_linear: bool = False,
-                 device=None, dtype=None) -> None:
-        super().__init__(input_size, hidden_size, piecewise_linear)
-        kw = {"device": device, "dtype": dtype}
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size, **kw))
-        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size, **kw))
-        bound = 1.0 / math.sqrt(hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
 
     def input_weights(self) -> tuple[Tensor, Tensor]:
         # both biases are added once per position; the step only adds U h
