@@ -1,0 +1,343 @@
+"""Execution orders: ``"layer"`` (op by op, whole tensors) and ``"patch"`` (the paper's).
+
+``"patch"``: the *stem* - every op up to and including the first RNNPool, which must all be
+sliding windows (convs, clamps, detection heads, the RNNPool) - is computed one RNNPool output
+patch at a time from the receptive-field crop of the input, so the large early maps never
+exist whole. For each patch ``(i, j)`` every stem tensor is needed on a region
+``[a i + b, a i + b + L)`` (per axis), found by walking the stem backwards from its *terminals*
+(tensors used after the stem: the RNNPool output, one tile per patch, and e.g. a detection
+head's output, ``ceil(H / Ho)`` rows per patch). Each op runs on its input crop with no padding;
+positions of a crop that lie outside the real map are set to the map's zero point, which is
+exactly the zero padding the next op would apply, so the patch results equal the whole-map
+results bit for bit. Overlaps between patches are recomputed (the executed MACs say how much).
+After the stem, ops run layer by layer; an inverted residual block (MBConv) is executed as the
+paper's RAM convention assumes: its 1x1 expansion is produced row by row into a ring buffer of
+``k`` rows feeding the depthwise conv, whose output row is projected at once, so the block
+needs its input, its output and a few rows of scratch.
+
+The numpy execution vectorizes: all patches of the stem run in one batched call per op, and an
+MBConv block runs as whole-tensor ops (the integer arithmetic per output value is the same as
+row by row). The SRAM arena (:mod:`.arena`) is simulated for the real order: the stem for one
+patch (every patch allocates and frees the same buffers; border patches use smaller crops),
+then each block with its ring buffer.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .arena import Arena
+from .kernels import pad
+from .ops import ClampOp, ConcatOp, ConvOp, HeadOp, Op, RNNPoolOp, Shape
+
+SCHEDULES = ("layer", "patch")
+Region = tuple[int, int, int]  # a, b, L along one axis: patch i needs [a i + b, a i + b + L)
+
+
+def check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def infer_shapes(ops: list[Op], input_name: str, input_shape: Shape) -> dict[str, Shape]:
+    """Shape of every tensor for an input of ``input_shape``."""
+    shapes = {input_name: tuple(input_shape)}
+    for op in ops:
+        for name, shape in zip(op.outputs, op.out_shapes(*(shapes[i] for i in op.inputs))):
+            shapes[name] = tuple(shape)
+    return shapes
+
+
+def _union(regions: list[Region], where: str) -> Region:
+    if len({a for a, _, _ in regions}) != 1:
+        raise ValueError(f"patch schedule: {where} is read with different strides per patch; it cannot be tiled")
+    a = regions[0][0]
+    start = min(b for _, b, _ in regions)
+    end = max(b + length for _, b, length in regions)
+    return a, start, end - start
+
+
+@dataclass
+class Stem:
+    """The stem of a model for one input size: its ops, regions, terminals and the patch grid."""
+
+    ops: list[Op]
+    grid: tuple[int, int]
+    regions: dict[str, tuple[Region, Region]] = field(default_factory=dict)  # tensor or head map -> (rows, cols)
+    terminals: set[str] = field(default_factory=set)  # ops whose outputs are used after the stem
+
+    @staticmethod
+    def key(op: Op) -> str:
+        """The spatial tensor an op produces (a head's two maps share one geometry)."""
+        return op.name if isinstance(op, HeadOp) else op.outputs[0]
+
+
+def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape]) -> Stem | None:
+    """The ops up to the first RNNPool with their per-patch regions (``None`` without an RNNPool)."""
+    first = next((k for k, op in enumerate(ops) if isinstance(op, RNNPoolOp)), None)
+    if first is None:
+        return None
+    stem_ops = ops[: first + 1]
+    for op in stem_ops:
+        if op.window is None:
+            raise ValueError(f"patch schedule: op {op.name!r} ({op.kind}) before the first RNNPool is not a "
+                             "sliding window and cannot run patch by patch")
+    pool = stem_ops[-1]
+    grid = shapes[pool.outputs[0]][2:]
+    produced = {t for op in stem_ops for t in op.outputs}
+    later = {t for op in ops[first + 1:] for t in op.inputs} | output_tensors
+    stem = Stem(stem_ops, grid)
+    needs: dict[str, list[tuple[Region, Region]]] = {}
+    for op in reversed(stem_ops):
+        key = Stem.key(op)
+        out_shape = op.map_shapes(shapes[op.inputs[0]])[0] if isinstance(op, HeadOp) else shapes[op.outputs[0]]
+        wanted = list(needs.get(key, []))
+        if any(t in later for t in op.outputs) or isinstance(op, HeadOp):
+            stem.terminals.add(key)
+            th, tw = (math.ceil(out_shape[2] / grid[0]), math.ceil(out_shape[3] / grid[1]))
+            wanted.append(((th, 0, th), (tw, 0, tw)))
+        if not wanted:
+            continue
+        rows = _union([r for r, _ in wanted], op.name)
+        cols = _union([c for _, c in wanted], op.name)
+        stem.regions[key] = (rows, cols)
+        kh, kw, sh, sw, ph, pw = op.window
+        src = op.inputs[0]
+        needs.setdefault(src, []).append(((rows[0] * sh, rows[1] * sh - ph, (rows[2] - 1) * sh + kh),
+                                          (cols[0] * sw, cols[1] * sw - pw, (cols[2] - 1) * sw + kw)))
+    for src, wanted in needs.items():
+        if src not in produced:
+            stem.regions[src] = (_union([r for r, _ in wanted], src), _union([c for _, c in wanted], src))
+    return stem
+
+
+def _crops(x: np.ndarray, region: tuple[Region, Region], grid: tuple[int, int], zp: int) -> np.ndarray:
+    """All patches' crops of a whole map: ``(N * gh * gw, C, Lh, Lw)``, outside = ``zp``."""
+    (ah, bh, lh), (aw, bw, lw) = region
+    gh, gw = grid
+    n, c, h, w = x.shape
+    top, left = max(0, -bh), max(0, -bw)
+    bottom = max(0, ah * (gh - 1) + bh + lh - h)
+    right = max(0, aw * (gw - 1) + bw + lw - w)
+    xp = pad(x, (top, bottom, left, right), zp)
+    xp = xp[:, :, bh + top:, bw + left:]
+    win = sliding_window_view(xp, (lh, lw), axis=(2, 3))[:, :, ::ah, ::aw][:, :, :gh, :gw]
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * gh * gw, c, lh, lw)
+
+
+def _mask_outside(y: np.ndarray, region: tuple[Region, Region], grid: tuple[int, int], size: tuple[int, int],
+                  zp: int) -> np.ndarray:
+    """Set crop positions that fall outside the real ``size`` map to ``zp`` (its zero padding)."""
+    (ah, bh, lh), (aw, bw, lw) = region
+    gh, gw = grid
+    rows = ah * np.arange(gh)[:, None] + bh + np.arange(lh)[None, :]
+    cols = aw * np.arange(gw)[:, None] + bw + np.arange(lw)[None, :]
+    ok_r, ok_c = (rows >= 0) & (rows < size[0]), (cols >= 0) & (cols < size[1])
+    if ok_r.all() and ok_c.all():
+        return y
+    ok = ok_r[:, None, :, None] & ok_c[None, :, None, :]  # (gh, gw, lh, lw)
+    y = y.reshape(-1, gh, gw, y.shape[1], lh, lw)
+    y = np.where(ok[None, :, :, None], y, np.int8(zp))
+    return y.reshape(-1, y.shape[3], lh, lw)
+
+
+def _assemble(y: np.ndarray, region: tuple[Region, Region], grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Tiles ``(N * gh * gw, C, Lh, Lw)`` back into the whole ``(N, C, H, W)`` map."""
+    (ah, bh, _), (aw, bw, _) = region
+    gh, gw = grid
+    tiles = y[:, :, -bh: -bh + ah, -bw: -bw + aw]
+    c = tiles.shape[1]
+    whole = tiles.reshape(-1, gh, gw, c, ah, aw).transpose(0, 3, 1, 4, 2, 5).reshape(-1, c, gh * ah, gw * aw)
+    return np.ascontiguousarray(whole[:, :, : size[0], : size[1]])
+
+
+def run_stem(stem: Stem, x: np.ndarray, input_name: str, zero_points: dict[str, int],
+             shapes: dict[str, Shape]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Run the stem patch by patch (all patches batched): terminal outputs and executed MACs."""
+    crops = {input_name: _crops(x, stem.regions[input_name], stem.grid, zero_points[input_name])}
+    env: dict[str, np.ndarray] = {}
+    macs: dict[str, int] = {}
+    for op in stem.ops:
+        src = op.inputs[0]
+        (ih, jh), key = stem.regions[src], Stem.key(op)
+        (oh, ow) = stem.regions[key]
+        kh, kw, sh, sw, ph, pw = op.window
+        r0, c0 = oh[1] * sh - ph - ih[1], ow[1] * sw - pw - jh[1]
+        xin = crops[src][:, :, r0: r0 + (oh[2] - 1) * sh + kh, c0: c0 + (ow[2] - 1) * sw + kw]
+        macs[op.name] = op.macs(xin.shape)
+        if isinstance(op, HeadOp):
+            maps = op.maps(xin, (0, 0, 0, 0))
+            size = op.map_shapes(shapes[src])[0][2:]
+            outs = op.post(*(_assemble(m, (oh, ow), stem.grid, size) for m in maps))
+            env.update(zip(op.outputs, outs))
+            continue
+        if isinstance(op, ConvOp):
+            y = op.run(xin, (0, 0, 0, 0))[0]
+        elif isinstance(op, RNNPoolOp):
+            y = op.run(xin, padded=False)[0]
+        else:
+            assert isinstance(op, ClampOp)
+            y = op.run(xin)[0]
+        out = op.outputs[0]
+        size = shapes[out][2:]
+        crops[out] = _mask_outside(y, (oh, ow), stem.grid, size, zero_points[out])
+        if key in stem.terminals:
+            env[out] = _assemble(crops[out], (oh, ow), stem.grid, size)
+    return env, macs
+
+
+def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
+    """Op indices of each inverted residual block, keyed by its first op's index.
+
+    A block's ops are the convs whose module lies under the block (expand, depthwise, project)
+    and the add that sums the block's input with the projection.
+    """
+    groups: dict[int, list[int]] = {}
+    for block in blocks:
+        members = [k for k, op in enumerate(ops) if isinstance(op, ConvOp) and op.module.startswith(block + ".")]
+        if not members:
+            continue
+        last_out, block_in = ops[members[-1]].outputs[0], ops[members[0]].inputs[0]
+        for k in range(members[-1] + 1, len(ops)):
+            if ops[k].kind == "add" and set(ops[k].inputs) == {last_out, block_in}:
+                members.append(k)
+                break
+        groups[members[0]] = members
+    return groups
+
+
+def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], output_tensors: set[str],
+                   schedule: str, stem: Stem | None, blocks: list[str], count_input: bool,
+                   count_output: bool) -> Arena:
+    """Replay the schedule's allocations in a first-fit :class:`Arena` (see the module docstring)."""
+    check_schedule(schedule)
+    nbytes = {t: int(np.prod(s)) for t, s in shapes.items()}  # int8: one byte per value
+    # Tensors that only feed the outputs: with count_output=False they are handed to the
+    # decoder as produced (alive during their own step only) and the final concat is not run.
+    result = set(output_tensors)
+    for op in reversed(ops):
+        if isinstance(op, ConcatOp) and op.outputs[0] in result:
+            result.update(op.inputs)
+    skip = {k for k, op in enumerate(ops) if isinstance(op, ConcatOp) and not count_output}
+    steps: list[list[int]] = []
+    start = 0
+    if schedule == "patch" and stem is not None:
+        start = len(stem.ops)
+    groups = mbconv_groups(ops, blocks) if schedule == "patch" else {}
+    k = start
+    while k < len(ops):
+        members = groups.get(k, [k])
+        steps.append(members)
+        k = members[-1] + 1 if k in groups else k + 1
+    # covered ops between a group's first and last index that are not members stay single steps
+    covered = {m for s in steps for m in s}
+    steps += [[m] for m in range(start, len(ops)) if m not in covered]
+    steps.sort(key=lambda s: s[0])
+    steps = [s for s in steps if not (len(s) == 1 and s[0] in skip)]
+    reads: dict[str, int] = {}
+    for idx, members in enumerate(steps):
+        for m in members:
+            for t in ops[m].inputs:
+                reads[t] = idx
+    arena = Arena()
+    transient = (lambda t: t in result and not count_output)
+
+    def release(names: list[str]) -> None:
+        for name in names:
+            if name in arena.live:
+                arena.free(name)
+
+    if count_input:
+        arena.at(0, "input")
+        arena.allocate(input_name, nbytes[input_name])
+    step_no = 0
+    if schedule == "patch" and stem is not None:
+        step_no = _simulate_stem(arena, stem, input_name, shapes, nbytes, reads, count_input, transient)
+        if reads.get(input_name) is None and input_name in arena.live:
+            arena.free(input_name)
+    for idx, members in enumerate(steps):
+        step_no += 1
+        group = [ops[m] for m in members]
+        inside = {t for op in group for t in op.outputs}
+        label = group[0].name if len(group) == 1 else "MBConv " + os.path.commonprefix([op.module for op in group
+                                                                                      if op.module]).rstrip(".")
+        arena.at(step_no, label)
+        outs = list(group[-1].outputs)
+        for t in outs:
+            arena.allocate(t, nbytes[t])
+        scratch = _group_scratch(group, shapes) if len(group) > 1 else []
+        for name, size in scratch:
+            arena.allocate(name, size)
+        release([name for name, _ in scratch])
+        done = [t for op in group for t in op.inputs if reads.get(t) == idx and t not in inside]
+        release(done + [t for t in outs if transient(t) or (t not in reads and t not in result)])
+    return arena
+
+
+def _group_scratch(members: list[Op], shapes: dict[str, Shape]) -> list[tuple[str, int]]:
+    """An MBConv's scratch: ``k`` rows of the expanded map (ring buffer) and one depthwise row."""
+    convs = [op for op in members if isinstance(op, ConvOp)]
+    dw = next((op for op in convs if op.subkind == "depthwise"), None)
+    if dw is None:
+        return []
+    _, c, _, w_in = shapes[dw.inputs[0]]
+    _, _, _, w_out = shapes[dw.outputs[0]]
+    out: list[tuple[str, int]] = []
+    if convs[0] is not dw:
+        out.append((f"{convs[0].outputs[0]} (ring, {dw.w.shape[2]} rows)", c * w_in * dw.w.shape[2]))
+    out.append((f"{dw.outputs[0]} (1 row)", c * w_out))
+    return out
+
+
+def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, Shape], nbytes: dict[str, int],
+                   reads: dict[str, int], count_input: bool, transient) -> int:
+    """One patch of the stem: whole terminal maps first, then each op's crop (freed when dead)."""
+    step = 1
+    arena.at(step, "stem outputs")
+    for op in stem.ops:
+        for t in op.outputs:
+            if Stem.key(op) in stem.terminals and not transient(t):
+                arena.allocate(t, nbytes[t])
+    last_use: dict[str, int] = {}
+    for k, op in enumerate(stem.ops):
+        last_use[op.inputs[0]] = k
+    crop_bytes = lambda key, c: c * stem.regions[key][0][2] * stem.regions[key][1][2]  # noqa: E731
+    if not count_input:
+        step += 1
+        arena.at(step, "input crop (streamed from the camera)")
+        arena.allocate(f"{input_name} crop", crop_bytes(input_name, shapes[input_name][1]))
+    live_crops = {input_name: f"{input_name} crop"} if not count_input else {}
+    for k, op in enumerate(stem.ops):
+        step += 1
+        arena.at(step, f"{op.name} (one patch)")
+        key = Stem.key(op)
+        if key in stem.terminals:
+            for t in op.outputs:
+                if transient(t):  # a head's tile, handed to the decoder
+                    c = shapes[t][2]
+                    arena.allocate(f"{t} tile", c * stem.regions[key][0][0] * stem.regions[key][1][0])
+                    arena.free(f"{t} tile")
+        if key not in stem.terminals or any(u.inputs[0] == op.outputs[0] for u in stem.ops[k + 1:]):
+            if not isinstance(op, HeadOp):
+                name = f"{op.outputs[0]} crop"
+                arena.allocate(name, crop_bytes(key, shapes[op.outputs[0]][1]))
+                live_crops[op.outputs[0]] = name
+        if isinstance(op, RNNPoolOp):
+            arena.allocate(f"{op.name} scratch", op.scratch_bytes(shapes[op.inputs[0]][1]))
+            arena.free(f"{op.name} scratch")
+        for src, name in list(live_crops.items()):
+            if last_use.get(src, -1) <= k and name in arena.live:
+                arena.free(name)
+                del live_crops[src]
+    for name in live_crops.values():
+        if name in arena.live:
+            arena.free(name)
+    return step
+
+
+__all__ = ["SCHEDULES", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups", "run_stem",
+           "simulate_arena"]
