@@ -77,6 +77,11 @@ class QuantizedModel:
         raw_by_name = dict(zip(flat, _flatten_arrays(raw)))
         return _map(self.output_spec, deq)
 
+    def intermediates(self, x: torch.Tensor | np.ndarray, schedule: str = "layer") -> dict[str, np.ndarray]:
+        """Every tensor the schedule produces (input, terminals and layer outputs), by name."""
+        check_schedule(schedule)
+        return self._execute(self.quantize_input(x), schedule)
+
     def _execute(self, x: np.ndarray, schedule: str) -> dict[str, np.ndarray]:
         env = {self.input_name: x}
         start = 0
