@@ -61,15 +61,22 @@ def quantize_multiplier(real: float | np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (returned as int64)."""
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (returned as int64).
+
+    Branch-free: ``sign = ab >> 63`` (0 or -1) picks the nudge ``2^30`` or ``1 - 2^30`` and
+    turns the flooring shift into C's truncating division (``+ 2^31 - 1`` when negative).
+    """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
+    low = np.int64((1 << 31) - 1)
     ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    total = ab + nudge
-    high = np.where(total >= 0, total >> 31, -((-total) >> 31))  # C division: toward zero
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(overflow, INT32_MAX, high)
+    sign_fix = (ab >> 63) & low  # 2^31 - 1 where ab < 0, else 0
+    ab += (1 << 30) - sign_fix  # the nudge
+    ab += (ab >> 63) & low  # truncate toward zero
+    ab >>= 31
+    if np.any(b == INT32_MIN):
+        ab = np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, ab)
+    return ab
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray | int) -> np.ndarray:
