@@ -206,7 +206,10 @@ def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
             if ops[k].kind == "add" and set(ops[k].inputs) == {last_out, block_in}:
                 members.append(k)
                 break
-        groups[members[0]] = members
+        inside = {t for k in members for t in ops[k].outputs[:1]} - {ops[members[-1]].outputs[0]}
+        readers = {k for k, op in enumerate(ops) if inside & set(op.inputs)}
+        if readers <= set(members):  # the expanded / depthwise maps never leave the block
+            groups[members[0]] = members
     return groups
 
 
@@ -223,21 +226,9 @@ def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], out
         if isinstance(op, ConcatOp) and op.outputs[0] in result:
             result.update(op.inputs)
     skip = {k for k, op in enumerate(ops) if isinstance(op, ConcatOp) and not count_output}
-    steps: list[list[int]] = []
-    start = 0
-    if schedule == "patch" and stem is not None:
-        start = len(stem.ops)
+    start = len(stem.ops) if schedule == "patch" and stem is not None else 0
     groups = mbconv_groups(ops, blocks) if schedule == "patch" else {}
-    k = start
-    while k < len(ops):
-        members = groups.get(k, [k])
-        steps.append(members)
-        k = members[-1] + 1 if k in groups else k + 1
-    # covered ops between a group's first and last index that are not members stay single steps
-    covered = {m for s in steps for m in s}
-    steps += [[m] for m in range(start, len(ops)) if m not in covered]
-    steps.sort(key=lambda s: s[0])
-    steps = [s for s in steps if not (len(s) == 1 and s[0] in skip)]
+    steps = _steps(len(ops), start, groups, skip)
     reads: dict[str, int] = {}
     for idx, members in enumerate(steps):
         for m in members:
@@ -276,6 +267,18 @@ def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], out
         done = [t for op in group for t in op.inputs if reads.get(t) == idx and t not in inside]
         release(done + [t for t in outs if transient(t) or (t not in reads and t not in result)])
     return arena
+
+
+def _steps(n_ops: int, start: int, groups: dict[int, list[int]], skip: set[int]) -> list[list[int]]:
+    """Op indices per step from ``start``: one step per MBConv group, one per other op."""
+    steps, taken = [], set()
+    for k in range(start, n_ops):
+        if k in groups:
+            steps.append(groups[k])
+            taken.update(groups[k])
+        elif k not in taken and k not in skip:
+            steps.append([k])
+    return steps
 
 
 def _group_scratch(members: list[Op], shapes: dict[str, Shape]) -> list[tuple[str, int]]:
