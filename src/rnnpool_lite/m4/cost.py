@@ -40,9 +40,9 @@ def op_cycles(op: Op, in_shape: Shape, macs: int) -> float:
         total = op.macs(in_shape) or 1
         (n, c1, h, w), (_, c2, _, _) = op.map_shapes(in_shape)
         return OP_OVERHEAD_CYCLES + macs / MACS_PER_CYCLE + REQUANT_CYCLES * (c1 + c2) * h * w * macs / total
-    if isinstance(op, ConvOp):
+    if isinstance(op, ConvOp):  # outputs computed scale with the MACs (the patch stem recomputes)
         (n, o, h, w), = op.out_shapes(in_shape)
-        return OP_OVERHEAD_CYCLES + _conv_cycles(op, macs, n * o * h * w)
+        return OP_OVERHEAD_CYCLES + _conv_cycles(op, macs, n * o * h * w * macs / max(op.macs(in_shape), 1))
     if isinstance(op, LinearOp):
         return OP_OVERHEAD_CYCLES + macs / MACS_PER_CYCLE + in_shape[0] * op.w.shape[0] * REQUANT_CYCLES
     if isinstance(op, RNNPoolOp):

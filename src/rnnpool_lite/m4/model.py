@@ -9,9 +9,9 @@ import torch
 
 from .cost import flash_bytes, op_cycles
 from .fixed_point import QParams, require_int
-from .ops import Op
+from .ops import HeadOp, Op
 from .report import Report
-from .schedule import check_schedule, find_stem, infer_shapes, run_stem, simulate_arena
+from .schedule import Stem, check_schedule, find_stem, infer_shapes, run_stem, simulate_arena
 
 
 def _flatten(spec: Any) -> list[str]:
@@ -90,7 +90,7 @@ class QuantizedModel:
             stem = find_stem(self.ops, set(self.output_tensors), shapes)
             if stem is not None:
                 zps = {t: q.zero_point for t, q in self.qparams.items()}
-                env.update(run_stem(stem, x, self.input_name, zps, shapes)[0])
+                env.update(run_stem(stem, x, self.input_name, zps, shapes))
                 start = len(stem.ops)
         for op in self.ops[start:]:
             outs = op.run(*(env[t] for t in op.inputs))
@@ -120,7 +120,7 @@ class QuantizedModel:
                                count_input, count_output)
         executed = {}
         if stem is not None:
-            executed = _stem_macs(stem, shapes, self.input_name)
+            executed = _stem_macs(stem, shapes)
         rows = []
         for op in self.ops:
             in_shape = shapes[op.inputs[0]]
@@ -139,19 +139,16 @@ def _flatten_arrays(raw: Any) -> list[np.ndarray]:
     return [raw] if isinstance(raw, np.ndarray) else [a for r in raw for a in _flatten_arrays(r)]
 
 
-def _stem_macs(stem, shapes, input_name) -> dict[str, int]:
-    """MACs the patch schedule executes in the stem: per-patch crop MACs times the patches."""
-    from .ops import HeadOp
-
-    patches = stem.grid[0] * stem.grid[1] * shapes[input_name][0]
+def _stem_macs(stem: Stem, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """MACs the patch schedule executes in the stem: each op's MACs per output position times
+    the positions of its per-patch region, times the patches (overlaps are computed again)."""
     out = {}
     for op in stem.ops:
-        (ih, iw) = stem.regions[op.inputs[0]]
-        key = op.name if isinstance(op, HeadOp) else op.outputs[0]
-        (oh, ow) = stem.regions[key]
-        kh, kw, sh, sw, _, _ = op.window
-        crop = (1, shapes[op.inputs[0]][1], (oh[2] - 1) * sh + kh, (ow[2] - 1) * sw + kw)
-        out[op.name] = op.macs(crop) * patches
+        full = op.map_shapes(shapes[op.inputs[0]])[0] if isinstance(op, HeadOp) else shapes[op.outputs[0]]
+        n, _, h, w = full
+        (rows, cols) = stem.regions[Stem.key(op)]
+        per_position = op.macs(shapes[op.inputs[0]]) / (n * h * w)
+        out[op.name] = int(round(per_position * rows[2] * cols[2] * n * stem.grid[0] * stem.grid[1]))
     return out
 
 

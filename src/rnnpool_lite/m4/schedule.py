@@ -156,11 +156,10 @@ def _assemble(y: np.ndarray, region: tuple[Region, Region], grid: tuple[int, int
 
 
 def run_stem(stem: Stem, x: np.ndarray, input_name: str, zero_points: dict[str, int],
-             shapes: dict[str, Shape]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Run the stem patch by patch (all patches batched): terminal outputs and executed MACs."""
+             shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
+    """Run the stem patch by patch (all patches batched): the terminal tensors, whole."""
     crops = {input_name: _crops(x, stem.regions[input_name], stem.grid, zero_points[input_name])}
     env: dict[str, np.ndarray] = {}
-    macs: dict[str, int] = {}
     for op in stem.ops:
         src = op.inputs[0]
         (ih, jh), key = stem.regions[src], Stem.key(op)
@@ -168,7 +167,6 @@ def run_stem(stem: Stem, x: np.ndarray, input_name: str, zero_points: dict[str, 
         kh, kw, sh, sw, ph, pw = op.window
         r0, c0 = oh[1] * sh - ph - ih[1], ow[1] * sw - pw - jh[1]
         xin = crops[src][:, :, r0: r0 + (oh[2] - 1) * sh + kh, c0: c0 + (ow[2] - 1) * sw + kw]
-        macs[op.name] = op.macs(xin.shape)
         if isinstance(op, HeadOp):
             maps = op.maps(xin, (0, 0, 0, 0))
             size = op.map_shapes(shapes[src])[0][2:]
@@ -187,7 +185,7 @@ def run_stem(stem: Stem, x: np.ndarray, input_name: str, zero_points: dict[str, 
         crops[out] = _mask_outside(y, (oh, ow), stem.grid, size, zero_points[out])
         if key in stem.terminals:
             env[out] = _assemble(crops[out], (oh, ow), stem.grid, size)
-    return env, macs
+    return env
 
 
 def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
