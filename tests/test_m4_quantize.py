@@ -9,7 +9,7 @@ from torch import nn
 from rnnpool_lite.layer import RNNPool2d
 from rnnpool_lite.m4 import UnsupportedError, quantize
 from rnnpool_lite.m4.examples import small_rnnpool_classifier
-from rnnpool_lite.models import mobilenetv2_rnnpool_vww, rnnpool_face
+from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -69,6 +69,14 @@ def test_vww_rnnpool_schedules_agree_and_logits_follow_float():
     with torch.no_grad():
         ref = qm.float_model(x[4:])
     assert _cosine(ref, qm.run(x[4:])) >= 0.99
+
+
+def test_mobilenetv2_rows_streamed_blocks_agree_bit_for_bit():
+    """No RNNPool: the patch schedule streams every MBConv (t = 1 and t = 6, residual or not) row by row."""
+    model = _randomize(mobilenetv2_vww(), 3)
+    x = torch.rand(3, 3, 64, 64)
+    qm = quantize(model, x[:2])
+    np.testing.assert_array_equal(qm.run_int8(x[2:], "layer"), qm.run_int8(x[2:], "patch"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

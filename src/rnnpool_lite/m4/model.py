@@ -11,7 +11,8 @@ from .cost import flash_bytes, op_cycles
 from .fixed_point import QParams, require_int
 from .ops import HeadOp, Op
 from .report import Report
-from .schedule import Stem, check_schedule, find_stem, infer_shapes, run_stem, simulate_arena
+from .schedule import (Stem, check_schedule, find_stem, infer_shapes, mbconv_groups, run_mbconv_rows, run_stem,
+                       simulate_arena)
 
 
 def _flatten(spec: Any) -> list[str]:
@@ -84,17 +85,24 @@ class QuantizedModel:
 
     def _execute(self, x: np.ndarray, schedule: str) -> dict[str, np.ndarray]:
         env = {self.input_name: x}
-        start = 0
+        start, groups = 0, {}
         if schedule == "patch":
+            groups = mbconv_groups(self.ops, self.blocks)
             shapes = infer_shapes(self.ops, self.input_name, x.shape)
             stem = find_stem(self.ops, set(self.output_tensors), shapes)
             if stem is not None:
                 zps = {t: q.zero_point for t, q in self.qparams.items()}
                 env.update(run_stem(stem, x, self.input_name, zps, shapes))
                 start = len(stem.ops)
-        for op in self.ops[start:]:
-            outs = op.run(*(env[t] for t in op.inputs))
-            env.update(zip(op.outputs, outs))
+        done: set[int] = set()
+        for k in range(start, len(self.ops)):
+            if k in groups:  # an inverted residual block, row by row through a ring buffer
+                members = [self.ops[m] for m in groups[k]]
+                env[members[-1].outputs[0]] = run_mbconv_rows(members, env)
+                done.update(groups[k])
+            elif k not in done:
+                op = self.ops[k]
+                env.update(zip(op.outputs, op.run(*(env[t] for t in op.inputs))))
         return env
 
     def report(self, input_size: tuple[int, ...], schedule: str = "patch", count_input: bool = False,

@@ -15,11 +15,11 @@ paper's RAM convention assumes: its 1x1 expansion is produced row by row into a 
 ``k`` rows feeding the depthwise conv, whose output row is projected at once, so the block
 needs its input, its output and a few rows of scratch.
 
-The numpy execution vectorizes: all patches of the stem run in one batched call per op, and an
-MBConv block runs as whole-tensor ops (the integer arithmetic per output value is the same as
-row by row). The SRAM arena (:mod:`.arena`) is simulated for the real order: the stem for one
-patch (every patch allocates and frees the same buffers; border patches use smaller crops),
-then each block with its ring buffer.
+The numpy execution of the stem vectorizes: all patches run in one batched call per op (the
+patches are independent, so the values are those of a patch-by-patch loop); MBConv blocks do run
+row by row (:func:`run_mbconv_rows`). The SRAM arena (:mod:`.arena`) is simulated for the real
+order: the stem for one patch (every patch allocates and frees the same buffers; border patches
+use smaller crops), then each block with its ring buffer.
 """
 from __future__ import annotations
 
@@ -211,6 +211,46 @@ def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
     return groups
 
 
+def run_mbconv_rows(group: list[Op], env: dict[str, np.ndarray]) -> np.ndarray:
+    """One inverted residual block, one output row at a time (the patch schedule's order).
+
+    The 1x1 expansion of each input row is computed once, when the depthwise conv first needs it,
+    into a ring of ``k`` rows; rows above / below the map are the expanded map's zero point (the
+    depthwise conv's padding). Each depthwise output row is projected (and added to the block's
+    input row) at once. Same kernels, same integer arithmetic per value as the whole-map ops.
+    """
+    convs = [op for op in group if isinstance(op, ConvOp)]
+    add = next((op for op in group if op.kind == "add"), None)
+    dw = next(op for op in convs if op.subkind == "depthwise")
+    expand = convs[0] if convs[0] is not dw else None
+    project = convs[-1]
+    x = env[convs[0].inputs[0]]
+    n, _, h, _ = x.shape
+    kh, sh = dw.w.shape[2], dw.stride[0]
+    top, bottom, left, right = dw.padding
+    rows_out = (h + top + bottom - kh) // sh + 1
+    ring: dict[int, np.ndarray] = {}
+    out = []
+    for r in range(rows_out):
+        first = r * sh - top
+        for i in [i for i in ring if i < first]:  # rows no longer needed leave the ring
+            del ring[i]
+        window = []
+        for i in range(first, first + kh):
+            if i not in ring:
+                if 0 <= i < h:
+                    ring[i] = expand.run(x[:, :, i: i + 1])[0] if expand is not None else x[:, :, i: i + 1]
+                else:
+                    ring[i] = np.full((n, dw.w.shape[0], 1, x.shape[3]), dw.in_zp, dtype=np.int8)
+            window.append(ring[i])
+        row = project.run(dw.run(np.concatenate(window, axis=2), (0, 0, left, right))[0])[0]
+        if add is not None:
+            rows = {project.outputs[0]: row, convs[0].inputs[0]: x[:, :, r: r + 1]}
+            row = add.run(*(rows[t] for t in add.inputs))[0]
+        out.append(row)
+    return np.concatenate(out, axis=2)
+
+
 def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], output_tensors: set[str],
                    schedule: str, stem: Stem | None, blocks: list[str], count_input: bool,
                    count_output: bool) -> Arena:
@@ -340,5 +380,6 @@ def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, 
     return step
 
 
-__all__ = ["SCHEDULES", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups", "run_stem",
+__all__ = ["SCHEDULES", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups", "run_mbconv_rows",
+           "run_stem",
            "simulate_arena"]
