@@ -52,6 +52,15 @@ def test_face_quant_schedules_agree_bit_for_bit_and_follow_float(face_quant):
         assert _cosine(f, q) >= 0.99
 
 
+@pytest.mark.parametrize("size", [(80, 100), (61, 77)])
+def test_patch_tiles_that_do_not_divide_the_map_still_agree(face_quant, size):
+    """Odd sizes: head tiles overhang the map, border crops are partly padding."""
+    _, qm, _ = face_quant
+    x = torch.rand(1, 3, *size)
+    for a, b in zip(qm.run_int8(x, "layer"), qm.run_int8(x, "patch")):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_face_m4_schedules_agree_bit_for_bit():
     model = _randomize(rnnpool_face("M4"), 1)
     x = torch.rand(2, 1, 64, 80)

@@ -58,6 +58,15 @@ def test_counting_the_input_adds_the_frame_to_the_layer_schedule(face_quant):
     assert on.timeline.buffer.iloc[0] == face_quant.input_name and on.timeline.bytes.iloc[0] == 3 * 96 * 128
 
 
+def test_counting_the_outputs_keeps_every_head_output(face_quant):
+    streamed = face_quant.report((3, 96, 128), "patch")
+    kept = face_quant.report((3, 96, 128), "patch", count_output=True, clock_hz=48e6)
+    priors = 24 * 32 + 12 * 16 + 6 * 8 + 3 * 4 + 2 * 2 + 1
+    assert kept.peak_ram_bytes >= streamed.peak_ram_bytes
+    assert kept.peak_ram_bytes >= priors * 6  # loc (4) and conf (2) of every prior, int8
+    assert kept.latency_ms() == pytest.approx(kept.cycles / 48e3)
+
+
 def test_face_m4_with_its_frame_fits_256kb():
     torch.manual_seed(0)
     qm = _quantized(rnnpool_face("M4"), (1, 1, 64, 80))

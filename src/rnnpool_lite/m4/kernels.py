@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .fixed_point import (INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, require_int,
-                          rounding_divide_by_pot, saturate)
+from .fixed_point import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, require_int, saturate
 
 Padding = tuple[int, int, int, int]  # top, bottom, left, right
 
@@ -140,4 +139,4 @@ def clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 __all__ = ["ADD_LEFT_SHIFT", "Padding", "add", "avg_pool_global", "clamp", "conv2d", "conv2d_acc",
-           "linear", "pad", "requantize", "requantize_acc", "rounding_divide_by_pot"]
+           "linear", "pad", "requantize", "requantize_acc"]

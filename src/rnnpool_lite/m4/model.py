@@ -106,14 +106,15 @@ class QuantizedModel:
         return env
 
     def report(self, input_size: tuple[int, ...], schedule: str = "patch", count_input: bool = False,
-               count_output: bool = False) -> Report:
+               count_output: bool = False, clock_hz: float = 80e6) -> Report:
         """Measure peak arena, flash, MACs and cycles for one input ``(C, H, W)`` or ``(N, C, H, W)``.
 
         ``count_input``: keep the whole input image in the arena (the M4 deployment stores its
         320x240 frame); otherwise the image is streamed from the camera and only each patch's
         crop (patch schedule) occupies SRAM. ``count_output``: keep the model's outputs in the
         arena until the end; otherwise each detection head's output is handed to the decoder as
-        it is produced (alive during its own op only).
+        it is produced (alive during its own op only). ``clock_hz``: the default clock of
+        ``Report.latency_ms``.
         """
         check_schedule(schedule)
         shape = tuple(input_size)
@@ -140,7 +141,7 @@ class QuantizedModel:
         table = pd.DataFrame(rows)
         return Report(schedule, shape, count_input, count_output, arena.peak, flash_bytes(self.ops),
                       int(table.executed_macs.sum()), int(table.macs.sum()), float(table.cycles.sum()),
-                      arena.timeline, table)
+                      arena.timeline, table, clock_hz)
 
 
 def _flatten_arrays(raw: Any) -> list[np.ndarray]:

@@ -29,15 +29,18 @@ class Report:
     cycles: float
     timeline: pd.DataFrame
     ops: pd.DataFrame
+    clock_hz: float = 80e6
 
-    def latency_ms(self, clock_hz: float = 80e6) -> float:
-        """Estimated latency at ``clock_hz`` (cycles / clock)."""
+    def latency_ms(self, clock_hz: float | None = None) -> float:
+        """Estimated latency at ``clock_hz`` (default: the report's clock): cycles / clock."""
+        clock_hz = self.clock_hz if clock_hz is None else clock_hz
         if not clock_hz > 0:
             raise ValueError(f"clock_hz must be positive, got {clock_hz!r}")
         return 1000.0 * self.cycles / clock_hz
 
-    def summary(self, clock_hz: float = 80e6) -> dict[str, float | str]:
+    def summary(self, clock_hz: float | None = None) -> dict[str, float | str]:
         """One row of numbers (KiB, millions, ms) for a comparison table."""
+        clock_hz = self.clock_hz if clock_hz is None else clock_hz
         return {"schedule": self.schedule, "peak RAM (KB)": round(self.peak_ram_bytes / KIB, 1),
                 "flash (KB)": round(self.flash_bytes / KIB, 1), "network MAdds (M)": round(self.network_macs / 1e6, 2),
                 "executed MACs (M)": round(self.macs / 1e6, 2), "cycles (M)": round(self.cycles / 1e6, 2),

@@ -5,8 +5,9 @@ sliding windows (convs, clamps, detection heads, the RNNPool) - is computed one 
 patch at a time from the receptive-field crop of the input, so the large early maps never
 exist whole. For each patch ``(i, j)`` every stem tensor is needed on a region
 ``[a i + b, a i + b + L)`` (per axis), found by walking the stem backwards from its *terminals*
-(tensors used after the stem: the RNNPool output, one tile per patch, and e.g. a detection
-head's output, ``ceil(H / Ho)`` rows per patch). Each op runs on its input crop with no padding;
+(tensors used after the stem: the RNNPool output, one value per patch, and e.g. a detection
+head's output, a tile of (RNNPool stride / map stride) positions per patch; the patch grid grows
+past the RNNPool's output when the tiles need it to cover a map). Each op runs on its input crop with no padding;
 positions of a crop that lie outside the real map are set to the map's zero point, which is
 exactly the zero padding the next op would apply, so the patch results equal the whole-map
 results bit for bit. Overlaps between patches are recomputed (the executed MACs say how much).
@@ -86,19 +87,37 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
         if op.window is None:
             raise ValueError(f"patch schedule: op {op.name!r} ({op.kind}) before the first RNNPool is not a "
                              "sliding window and cannot run patch by patch")
-    pool = stem_ops[-1]
-    grid = shapes[pool.outputs[0]][2:]
     produced = {t for op in stem_ops for t in op.outputs}
     later = {t for op in ops[first + 1:] for t in op.inputs} | output_tensors
-    stem = Stem(stem_ops, grid)
+    # Each stem map's stride w.r.t. the input; a terminal's tile per patch is the RNNPool's
+    # stride over the map's (so all patches advance by the same step in every map), and the
+    # patch grid grows until the tiles cover every terminal (extra patches compute padding only).
+    stride: dict[str, tuple[int, int]] = {}
+    for op in stem_ops:
+        src = stride.get(op.inputs[0], (1, 1))
+        stride[Stem.key(op)] = (src[0] * op.window[2], src[1] * op.window[3])
+    pool_stride = stride[Stem.key(stem_ops[-1])]
+    tiles: dict[str, tuple[int, int]] = {}
+    grid = list(shapes[stem_ops[-1].outputs[0]][2:])
+    for op in stem_ops:
+        key = Stem.key(op)
+        if not (any(t in later for t in op.outputs) or isinstance(op, HeadOp)):
+            continue
+        s_map = stride[key]
+        if pool_stride[0] % s_map[0] or pool_stride[1] % s_map[1]:
+            raise ValueError(f"patch schedule: the stride of {op.name!r} ({s_map}) does not divide the RNNPool's "
+                             f"({pool_stride}); its output cannot be tiled by RNNPool patches")
+        tiles[key] = (pool_stride[0] // s_map[0], pool_stride[1] // s_map[1])
+        size = op.map_shapes(shapes[op.inputs[0]])[0][2:] if isinstance(op, HeadOp) else shapes[op.outputs[0]][2:]
+        grid = [max(grid[0], math.ceil(size[0] / tiles[key][0])), max(grid[1], math.ceil(size[1] / tiles[key][1]))]
+    stem = Stem(stem_ops, (grid[0], grid[1]))
     needs: dict[str, list[tuple[Region, Region]]] = {}
     for op in reversed(stem_ops):
         key = Stem.key(op)
-        out_shape = op.map_shapes(shapes[op.inputs[0]])[0] if isinstance(op, HeadOp) else shapes[op.outputs[0]]
         wanted = list(needs.get(key, []))
-        if any(t in later for t in op.outputs) or isinstance(op, HeadOp):
+        if key in tiles:
             stem.terminals.add(key)
-            th, tw = (math.ceil(out_shape[2] / grid[0]), math.ceil(out_shape[3] / grid[1]))
+            th, tw = tiles[key]
             wanted.append(((th, 0, th), (tw, 0, tw)))
         if not wanted:
             continue
@@ -285,7 +304,7 @@ def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], out
         arena.allocate(input_name, nbytes[input_name])
     step_no = 0
     if schedule == "patch" and stem is not None:
-        step_no = _simulate_stem(arena, stem, input_name, shapes, nbytes, reads, count_input, transient)
+        step_no = _simulate_stem(arena, stem, input_name, shapes, nbytes, count_input, transient)
         if reads.get(input_name) is None and input_name in arena.live:
             arena.free(input_name)
     for idx, members in enumerate(steps):
@@ -335,7 +354,7 @@ def _group_scratch(members: list[Op], shapes: dict[str, Shape]) -> list[tuple[st
 
 
 def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, Shape], nbytes: dict[str, int],
-                   reads: dict[str, int], count_input: bool, transient) -> int:
+                   count_input: bool, transient) -> int:
     """One patch of the stem: whole terminal maps first, then each op's crop (freed when dead)."""
     step = 1
     arena.at(step, "stem outputs")
@@ -381,5 +400,4 @@ def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, 
 
 
 __all__ = ["SCHEDULES", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups", "run_mbconv_rows",
-           "run_stem",
-           "simulate_arena"]
+           "run_stem", "simulate_arena"]
