@@ -50,7 +50,7 @@ class PercentileObserver:
     def update(self, x: Tensor) -> None:
         flat = x.detach().reshape(-1).double().numpy()
         if flat.size > self.max_samples:
-            flat = self.rng.choice(flat, self.max_samples, replace=False)
+            flat = flat[self.rng.integers(0, flat.size, self.max_samples)]  # uniform, with replacement
         self.samples.append(flat)
 
     def qparams(self) -> QParams:

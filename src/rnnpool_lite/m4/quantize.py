@@ -188,6 +188,10 @@ class _Converter:
                                    f"(supported: {', '.join(SUPPORTED)})")
 
     def head(self, node: fx.Node, m: DetectionHead, qin: QParams, inp: list[str]) -> None:
+        geometry = lambda c: (c.kernel_size, c.stride, c.padding)  # noqa: E731
+        if geometry(m.loc) != geometry(m.conf):
+            raise UnsupportedError(f"DetectionHead {node.target!r}: loc and conf convs must share kernel, stride "
+                                   "and padding (they are tiled together)")
         outs, qs, convs = [f"{node.name}.loc", f"{node.name}.conf"], [], []
         for conv, out in zip((m.loc, m.conf), outs):
             w, b = _fold_bn(conv, None)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -292,7 +293,9 @@ def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], out
             for t in ops[m].inputs:
                 reads[t] = idx
     arena = Arena()
-    transient = (lambda t: t in result and not count_output)
+
+    def transient(t: str) -> bool:
+        return t in result and not count_output
 
     def release(names: list[str]) -> None:
         for name in names:
@@ -354,7 +357,7 @@ def _group_scratch(members: list[Op], shapes: dict[str, Shape]) -> list[tuple[st
 
 
 def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, Shape], nbytes: dict[str, int],
-                   count_input: bool, transient) -> int:
+                   count_input: bool, transient: Callable[[str], bool]) -> int:
     """One patch of the stem: whole terminal maps first, then each op's crop (freed when dead)."""
     step = 1
     arena.at(step, "stem outputs")
