@@ -166,3 +166,8 @@ def test_bad_schedule_and_input_are_refused(face_quant):
         qm.run(x[0])
     with pytest.raises(TypeError, match="nn.Module"):
         quantize("model", x)
+    with pytest.raises(TypeError, match="int8"):
+        qm.run_int8(np.zeros((1, 3, 72, 96), dtype=np.int32))
+    xq = qm.quantize_input(x)  # an int8 batch runs as is
+    for a, b in zip(qm.run_int8(xq, "layer"), qm.run_int8(x, "layer")):
+        np.testing.assert_array_equal(a, b)

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from .cost import flash_bytes, op_cycles
-from .fixed_point import QParams, require_int
+from .fixed_point import QParams
 from .ops import HeadOp, Op
 from .report import Report
 from .schedule import (Stem, check_schedule, find_stem, infer_shapes, mbconv_groups, run_mbconv_rows, run_stem,
@@ -61,22 +61,22 @@ class QuantizedModel:
 
         ``x`` is a float batch (quantized here) or an int8 array (used as is).
         """
-        check_schedule(schedule)
-        xq = x if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer) else self.quantize_input(x)
-        require_int("run_int8", xq)
-        env = self._execute(xq.astype(np.int8), schedule)
+        env = self._run(x, schedule)
         return _map(self.output_spec, lambda t: env[t])
 
     def run(self, x: torch.Tensor | np.ndarray, schedule: str = "patch") -> Any:
         """Float in, dequantized float tensors out, structured like the float model's output."""
-        raw = self.run_int8(x, schedule)
-        flat = iter(_flatten(self.output_spec))
+        env = self._run(x, schedule)
+        return _map(self.output_spec,
+                    lambda t: torch.from_numpy(self.qparams[t].dequantize(env[t]).astype(np.float32)))
 
-        def deq(t: str) -> torch.Tensor:
-            return torch.from_numpy(self.qparams[t].dequantize(raw_by_name[t]).astype(np.float32))
-
-        raw_by_name = dict(zip(flat, _flatten_arrays(raw)))
-        return _map(self.output_spec, deq)
+    def _run(self, x: torch.Tensor | np.ndarray, schedule: str) -> dict[str, np.ndarray]:
+        check_schedule(schedule)
+        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer):
+            if x.dtype != np.int8 or x.ndim != 4:
+                raise TypeError(f"an integer input must be an int8 batch (N, C, H, W), got {x.dtype} {x.shape}")
+            return self._execute(x, schedule)
+        return self._execute(self.quantize_input(x), schedule)
 
     def intermediates(self, x: torch.Tensor | np.ndarray, schedule: str = "layer") -> dict[str, np.ndarray]:
         """Every tensor the schedule produces (input, terminals and layer outputs), by name."""
@@ -142,10 +142,6 @@ class QuantizedModel:
         return Report(schedule, shape, count_input, count_output, arena.peak, flash_bytes(self.ops),
                       int(table.executed_macs.sum()), int(table.macs.sum()), float(table.cycles.sum()),
                       arena.timeline, table, clock_hz)
-
-
-def _flatten_arrays(raw: Any) -> list[np.ndarray]:
-    return [raw] if isinstance(raw, np.ndarray) else [a for r in raw for a in _flatten_arrays(r)]
 
 
 def _stem_macs(stem: Stem, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
