@@ -28,7 +28,9 @@ class QuantizedModel:
 
     Built by :func:`rnnpool_lite.m4.quantize`. ``run`` / ``run_int8`` execute it with integer
     kernels under a schedule (``"layer"`` or ``"patch"``, identical integer results);
-    ``report`` measures RAM (simulated arena), flash, MACs and cycles.
+    ``report`` measures RAM (simulated arena), flash, MACs and cycles. ``float_model`` is the
+    traced float network it was converted from (with quantSigmoid / quantTanh if
+    ``convert_activations`` swapped them): the reference its outputs should follow.
     """
 
     def __init__(self, ops: list[Op], input_name: str, qparams: dict[str, QParams], output_spec: Any,
