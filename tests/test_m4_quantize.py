@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from rnnpool_lite.layer import RNNPool2d
@@ -171,3 +173,35 @@ def test_bad_schedule_and_input_are_refused(face_quant):
     xq = qm.quantize_input(x)  # an int8 batch runs as is
     for a, b in zip(qm.run_int8(xq, "layer"), qm.run_int8(x, "layer")):
         np.testing.assert_array_equal(a, b)
+
+
+@st.composite
+def stems(draw):
+    convs = [(draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2)))
+             for _ in range(draw(st.integers(1, 2)))]
+    convs = [(k, s, min(p, k - 1)) for k, s, p in convs]
+    pool = (draw(st.integers(2, 6)), draw(st.integers(1, 4)), draw(st.integers(0, 2)))
+    size = (draw(st.integers(12, 40)), draw(st.integers(12, 40)))
+    return convs, pool, size, draw(st.integers(0, 100))
+
+
+@settings(max_examples=12)
+@given(stems())
+def test_any_tileable_stem_agrees_bit_for_bit(case):
+    """Random conv stems (kernel, stride, padding) before an RNNPool: the patch schedule's crops,
+    border masks and regions reproduce the whole-map computation exactly."""
+    convs, (k, s, p), size, seed = case
+    torch.manual_seed(seed)
+    layers, c = [], 1
+    for kc, sc, pc in convs:
+        layers += [nn.Conv2d(c, 3, kc, sc, pc), nn.BatchNorm2d(3), nn.ReLU()]
+        c = 3
+    model = nn.Sequential(*layers, RNNPool2d(c, 4, k, s, min(p, k - 1), piecewise_linear=True), nn.Conv2d(16, 2, 1))
+    x = torch.rand(2, 1, *size)
+    with torch.no_grad():
+        try:
+            model(x)
+        except (RuntimeError, ValueError):  # the maps shrank below a kernel: not a valid model
+            assume(False)
+    qm = quantize(_randomize(model, seed), x)
+    np.testing.assert_array_equal(qm.run_int8(x, "layer"), qm.run_int8(x, "patch"))
