@@ -52,14 +52,14 @@ class Op:
         return None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConvOp(Op):
     """Conv2d with folded BatchNorm and fused ReLU/ReLU6 clamp."""
 
-    w: np.ndarray = None  # type: ignore[assignment]
-    bias: np.ndarray = None  # type: ignore[assignment]
-    mult: np.ndarray = None  # type: ignore[assignment]
-    shift: np.ndarray = None  # type: ignore[assignment]
+    w: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     groups: int = 1
@@ -103,12 +103,12 @@ class ConvOp(Op):
         return kh, kw, self.stride[0], self.stride[1], self.padding[0], self.padding[2]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HeadOp(Op):
     """An S3FD detection head: loc and conf 3x3 convs, max-out background, ``(N, P, k)`` outputs."""
 
-    loc: ConvOp = None  # type: ignore[assignment]
-    conf: ConvOp = None  # type: ignore[assignment]
+    loc: ConvOp
+    conf: ConvOp
     maxout: int = 1
     kind: ClassVar[str] = "head"
 
@@ -145,11 +145,11 @@ class HeadOp(Op):
         return self.loc.window
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RNNPoolOp(Op):
     """The integer RNNPool (:class:`~rnnpool_lite.m4.rnnpool_int.IntRNNPool`)."""
 
-    pool: IntRNNPool = None  # type: ignore[assignment]
+    pool: IntRNNPool
     kind: ClassVar[str] = "rnnpool"
 
     def run(self, x: np.ndarray, padded: bool = True) -> tuple[np.ndarray]:
@@ -246,14 +246,14 @@ class FlattenOp(Op):
         return [(*shape[: self.start_dim], int(np.prod(shape[self.start_dim:])))]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LinearOp(Op):
     """Fully connected layer, per-output-channel int8 weights."""
 
-    w: np.ndarray = None  # type: ignore[assignment]
-    bias: np.ndarray = None  # type: ignore[assignment]
-    mult: np.ndarray = None  # type: ignore[assignment]
-    shift: np.ndarray = None  # type: ignore[assignment]
+    w: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
     in_zp: int = 0
     out_zp: int = 0
     act_min: int = INT8_MIN
