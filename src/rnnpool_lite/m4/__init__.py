@@ -1,0 +1,19 @@
+"""An int8 Cortex-M4 emulator: quantize a model, run it with integer kernels, measure RAM / flash / cycles.
+
+``quantize(model, calibration)`` -> :class:`QuantizedModel` with ``run`` / ``run_int8`` (schedules
+``"layer"`` and ``"patch"``, bit-identical) and ``report(input_size, ...)`` (simulated SRAM arena).
+
+Modules: ``fixed_point`` (TFLite / gemmlowp requantization), ``kernels`` (int8 conv, add, pool,
+linear), ``rnnpool_int`` (FastGRNN RNNPool in Q15), ``calibrate`` (observers), ``quantize``
+(graph conversion), ``ops`` (the integer op list), ``schedule`` (layer / patch execution and the
+arena replay), ``arena`` (first-fit SRAM), ``cost`` (flash, MACs, Cortex-M4 cycles), ``report``
+(results and the arena plot), ``examples`` (a small classifier for tests and the book).
+"""
+from .arena import Arena
+from .fixed_point import QParams, multiply_by_quantized_multiplier, quantize_multiplier
+from .model import QuantizedModel
+from .quantize import SUPPORTED, UnsupportedError, quantize
+from .report import KIB, M4_SRAM_BYTES, Report, plot_arena
+
+__all__ = ["Arena", "KIB", "M4_SRAM_BYTES", "QParams", "QuantizedModel", "Report", "SUPPORTED",
+           "UnsupportedError", "multiply_by_quantized_multiplier", "plot_arena", "quantize", "quantize_multiplier"]

@@ -1,0 +1,111 @@
+"""Activation-range calibration: run the float model and observe every tensor it produces.
+
+The observers are attached per node of the ``torch.fx`` graph (an ``fx.Interpreter`` that records
+each node's output) rather than with module forward hooks, because the tensors that need a
+range include the outputs of functions (the residual ``+``, ``torch.cat``) that no module owns.
+A detection head is a leaf of the graph; its two convolutions are observed separately.
+
+* ``"minmax"``: the running min and max (TFLite's default post-training calibration).
+* ``"percentile"``: the ``p``-th and ``(100 - p)``-th percentiles of a uniform random subsample
+  of the values (at most ``max_samples`` per tensor), which ignores rare outliers.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, fx
+
+from ..models.face import DetectionHead
+from .fixed_point import QParams
+
+METHODS = ("minmax", "percentile")
+
+
+class MinMaxObserver:
+    """Running minimum and maximum."""
+
+    def __init__(self) -> None:
+        self.lo, self.hi = float("inf"), float("-inf")
+
+    def update(self, x: Tensor) -> None:
+        self.lo = min(self.lo, float(x.min()))
+        self.hi = max(self.hi, float(x.max()))
+
+    def qparams(self) -> QParams:
+        return QParams.from_range(self.lo, self.hi)
+
+
+class PercentileObserver:
+    """Percentiles of a random subsample of all observed values."""
+
+    def __init__(self, percentile: float = 99.99, max_samples: int = 200_000, seed: int = 0) -> None:
+        if not 50.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+        self.percentile, self.max_samples = percentile, max_samples
+        self.samples: list[np.ndarray] = []
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, x: Tensor) -> None:
+        flat = x.detach().reshape(-1).double().numpy()
+        if flat.size > self.max_samples:
+            flat = flat[self.rng.integers(0, flat.size, self.max_samples)]  # uniform, with replacement
+        self.samples.append(flat)
+
+    def qparams(self) -> QParams:
+        values = np.concatenate(self.samples)
+        lo, hi = np.percentile(values, [100.0 - self.percentile, self.percentile])
+        return QParams.from_range(lo, hi)
+
+
+class _Recorder(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule, make) -> None:
+        super().__init__(gm)
+        self.make, self.observers = make, {}
+
+    def _observe(self, name: str, value: Any) -> None:
+        if isinstance(value, Tensor) and value.is_floating_point():
+            self.observers.setdefault(name, self.make()).update(value)
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self._observe(n.name, out)
+        if n.op == "call_module":
+            module = self.module.get_submodule(n.target)
+            if isinstance(module, DetectionHead):
+                x = self.env[n.args[0]]
+                self._observe(f"{n.name}.loc", module.loc(x))
+                self._observe(f"{n.name}.conf", module.conf(x))
+        return out
+
+
+def _batches(calibration: Any) -> Iterable[Tensor]:
+    if isinstance(calibration, Tensor):
+        yield from calibration.split(32)
+        return
+    for item in calibration:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, Tensor):
+            raise TypeError(f"calibration must yield tensors or (tensor, ...) tuples, got {type(x).__name__}")
+        yield x
+
+
+@torch.no_grad()
+def calibrate(gm: fx.GraphModule, calibration: Any, method: str = "minmax",
+              percentile: float = 99.99) -> dict[str, QParams]:
+    """int8 quantization parameters of every node's output (and of each head's two convs)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    make = MinMaxObserver if method == "minmax" else (lambda: PercentileObserver(percentile))
+    recorder = _Recorder(gm, make)
+    seen = 0
+    for x in _batches(calibration):
+        recorder.run(x.float())
+        seen += len(x)
+    if not seen:
+        raise ValueError("calibration is empty: pass a batch of inputs or an iterable of batches")
+    return {name: obs.qparams() for name, obs in recorder.observers.items()}
+
+
+__all__ = ["METHODS", "MinMaxObserver", "PercentileObserver", "calibrate"]
