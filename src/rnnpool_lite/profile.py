@@ -8,23 +8,26 @@ Multiply-adds (MAdds), as in the paper: convolutions ``H_out W_out C_out (C_in /
 linear layers ``in * out``, RNN cells their matrix-vector products. BatchNorm, activations,
 pooling, biases and residual additions are not counted.
 
-RNNPool MAdds (:func:`rnnpool_madds`) are derived from the recurrences of Algorithm 1, *per patch*,
-which is how the operator runs on a device patch by patch (and how the paper counts):
-RNN1 takes ``k_h`` rows of ``k_w`` steps plus ``k_w`` columns of ``k_h`` steps, RNN2 makes four
-sweeps (``2 k_h + 2 k_w`` steps); a step costs ``W x + U h`` (``h1 (C + h1)`` for RNN1 with
+RNNPool MAdds (:func:`rnnpool_madds`) are derived from the recurrences of Algorithm 1: RNN1
+takes ``k_h`` rows of ``k_w`` steps plus ``k_w`` columns of ``k_h`` steps per patch, RNN2 makes
+four sweeps (``2 k_h + 2 k_w`` steps); a step costs ``W x + U h`` (``h1 (C + h1)`` for RNN1 with
 FastGRNN, three times that for GRU, four for LSTM); the gate nonlinearities and the elementwise
-update are not counted (like activations elsewhere). The first step's ``U h_0`` is counted
-although ``h_0 = 0``: the count follows the recurrence, not a sparsity trick. The vectorised
-``RNNPool2d`` shares row summaries between vertically overlapping patches and so does fewer
-operations on a CPU; the profiler reports the per-patch count because RAM-bound devices run
-patch by patch.
+update are not counted (like activations elsewhere). The default, ``"shared"``, counts what the
+vectorised ``RNNPool2d`` computes: ``W x`` once per pixel and RNN1's recurrence once per
+(row, patch column) and (column, patch row) segment, shared by vertically / horizontally
+overlapping patches. It is the paper's count: it gives RNNPool-Face-B 1.178G (paper 1.18G),
+Face-Quant 0.122G (0.12G), MobileNetV2-RNNPool 0.237G (0.23G), where ``"per_patch"`` (every
+patch on its own, as a device with no row buffer runs it) gives 1.28G, 0.165G and 0.267G.
+Recurrent layers (``nn.GRU``/``nn.LSTM``/``nn.RNN``, ReNet) cost their ``W_ih`` and ``W_hh``
+per step and direction.
 
 Peak RAM, the "standard convention" of the paper (Appendix E.2, after Chowdhery et al.): layers run
 one after another and the RAM of a step is what must be live then; the peak is the largest step.
 
 * A *unit* is a block with a ``memory_rule`` attribute (``InvertedResidual``: input + output;
-  ``BasicBlock``: max(input, output); ``DenseBlock``: its output; ``Inception``: input + the
-  three smallest branch outputs; ``ConvBNAct`` and ``DepthwiseSeparable``: input + output) or a
+  ``BasicBlock``, ``Transition`` and ``DepthwiseSeparable``: max(input, output); ``DenseBlock``:
+  its output; ``Inception``: input + the three smallest branch outputs (from its
+  ``branch_channels``); ``ConvBNAct``: input + output; ``ReNet2d``: like RNNPool) or a
   layer outside such blocks (conv, linear: input + output; local pooling: max(input, output),
   it can overwrite its input row by row; RNNPool: input + output).
 * The input image streams in from the sensor and is not counted (the paper's ResNet18 3.06 MB
@@ -63,13 +66,13 @@ def conv_madds(module: nn.Conv2d, output: Tensor) -> int:
 RNNPOOL_MODES = ("per_patch", "shared")
 
 
-def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "per_patch") -> int:
+def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "shared") -> int:
     """Multiply-adds of one image through ``layer``.
 
-    ``"per_patch"`` (default): every patch runs Algorithm 1 on its own (see module docstring).
-    ``"shared"``: what the vectorised ``RNNPool2d`` does: ``W x`` once per pixel (RNN1) and per
-    summary (RNN2), RNN1's recurrence once per (row, patch column) and (column, patch row)
-    segment, RNN2's four sweeps per patch.
+    ``"shared"`` (default, the paper's count): what the vectorised ``RNNPool2d`` does: ``W x``
+    once per pixel (RNN1) and per summary (RNN2), RNN1's recurrence once per (row, patch column)
+    and (column, patch row) segment, RNN2's four sweeps per patch.
+    ``"per_patch"``: every patch runs Algorithm 1 on its own (see module docstring).
     """
     if mode not in RNNPOOL_MODES:
         raise ValueError(f"mode must be one of {RNNPOOL_MODES}, got {mode!r}")
@@ -85,6 +88,16 @@ def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str =
     summaries = hu * wo + ho * wu
     return (hu * wu * w1 + (hu * wo * kw + ho * wu * kh) * u1
             + summaries * w2 + rnn2_steps * u2)
+
+
+def recurrent_madds(module: nn.RNNBase, output: Tensor) -> int:
+    """``steps * (W_ih + W_hh)`` summed over layers and directions (gates included in the shapes).
+
+    ``output`` is the layer's output sequence; its leading two dimensions hold batch x steps.
+    """
+    steps = int(output.shape[0] * output.shape[1])
+    weights = sum(p.numel() for n, p in module.named_parameters() if n.startswith("weight_"))
+    return steps * int(weights)
 
 
 def _cell_matrices(cell: nn.Module) -> tuple[int, int]:
@@ -174,7 +187,7 @@ def _normalise_size(input_size: Any) -> tuple[int, ...]:
 
 
 def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 4,
-            rnnpool_mode: str = "per_patch") -> Profile:
+            rnnpool_mode: str = "shared") -> Profile:
     """Parameters, MAdds and standard-convention peak RAM of ``model`` on one input.
 
     ``input_size`` is ``(C, H, W)`` (or ``(1, C, H, W)``); ``bytes_per_value`` is 4 for float32
@@ -211,13 +224,16 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
             madds[name] = int(module.in_features * module.out_features * output[0].numel() // module.out_features)
         elif isinstance(module, RNNPool2d):
             madds[name] = rnnpool_madds(module, output.shape[2], output.shape[3], rnnpool_mode)
+        elif isinstance(module, nn.RNNBase):
+            madds[name] = recurrent_madds(module, output[0])
         if name in units and isinstance(output, Tensor) and x is not None:
             keep.append(output)
             unit = _Unit(name, module, units[name][1], root(x), root(output), tuple(x.shape[1:]),
                          tuple(output.shape[1:]))
-            branches = getattr(module, "last_branch_numels", None)
+            branches = getattr(module, "branch_channels", None)
             if branches is not None:
-                unit.branch_numels = list(branches)
+                spatial = _numel(tuple(output.shape[2:]))
+                unit.branch_numels = [c * spatial for c in branches]
             records[name] = unit
             order.append(name)
 
@@ -263,6 +279,8 @@ def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:
                    type(s.module).__name__ == "ConvBNAct" for s in stem):
                 streamed.update(s.output_id for s in stem)
             break
+    # a network output (no unit reads it: detection heads, the classifier) is decoded as produced
+    streamed.update(u.output_id for u in units if u.output_id not in consumers)
     # a 1x1 conv feeding only global pools / RNNPools is computed on the fly
     for u in units:
         users = consumers.get(u.output_id, [])
