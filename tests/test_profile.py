@@ -123,7 +123,7 @@ def test_proposition1_bound():
 
 
 def test_every_large_difference_has_a_note():
-    from rnnpool_lite.profile import _compare
+    from rnnpool_lite.comparison import _compare
     table = _compare([{"table": 1, "model": "RNNPool-Face-A", "quantity": "params_M", "paper": 0.06, "ours": 0.118},
                       {"table": 1, "model": "MobileNetV2", "quantity": "params_M", "paper": 2.2, "ours": 2.237}])
     assert table["note"].iloc[0].startswith("the t2 c128") and table["note"].iloc[1] == ""
