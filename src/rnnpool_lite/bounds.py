@@ -115,8 +115,10 @@ def row_schedule_ram(block: nn.Module, input_shape: tuple[int, int, int],
     gm = fx.GraphModule(block, graph)
     was_training = block.training
     gm.eval()
+    param = next(block.parameters(), None)
+    device = param.device if param is not None else None  # a block built on "meta" needs no arithmetic
     with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, *input_shape))
+        ShapeProp(gm).propagate(torch.zeros(1, *input_shape, device=device))
     block.train(was_training)
     modules = dict(gm.named_modules())
     nodes = list(gm.graph.nodes)

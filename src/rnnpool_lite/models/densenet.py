@@ -9,6 +9,11 @@ DenseNet121-RNNPool (Figure 2, Table 9: patch 8, h1 = h2 = 48): one RNNPool repl
 and D2 (112x112x64 -> 28x28x192); T2 (now 192 -> 256 channels), D3, T3 and D4 are kept, so D3's
 output is 14x14x1024 as in Appendix E.2.2. ``replace_intermediate_pools=True`` also replaces the
 2x2 average pools of T2 and T3 by RNNPools (patch 4, stride 2, h = channels / 4, F.1.3).
+
+The paper is not consistent about the RNNPool's width: Table 9 (h1 = h2 = 48, so 192 channels) and
+Table 2's strided-conv and ReNet rows (6.38M / 6.41M parameters, which need a 192-channel output)
+against Figure 2's 28x28x128 and Section 4's 0.43 MB for the model with D3/D4 trimmed (which fits
+a 128-channel map). We follow Tables 9 and 2.
 """
 from __future__ import annotations
 
@@ -108,16 +113,23 @@ def densenet121(num_classes: int = 1000, last_pool: str = "avg", image_size: int
 
 def densenet121_rnnpool(num_classes: int = 1000, hidden: int = 48, patch: int = 8,
                         replace_intermediate_pools: bool = False, last_pool: str = "avg",
-                        downsampler: str = "rnnpool", image_size: int = 224) -> DenseNet:
+                        downsampler: str = "rnnpool", image_size: int = 224,
+                        dense_layers: tuple[int, int] = (24, 16)) -> DenseNet:
     """DenseNet121-RNNPool: conv 7x7 s2 -> RNNPool(patch 8, stride 4, h 48) -> T2 D3 T3 D4.
 
     ``downsampler`` swaps the RNNPool for the other operators of Table 2 (T2 then reads their
     channel count); ``replace_intermediate_pools`` replaces T2's and T3's pools by RNNPools, and
     with ``last_pool="rnnpool"`` all three remaining pools are RNNPools (Section 4).
+    ``dense_layers`` are the layers of D3 and D4; Section 4's smaller model drops 14 and 10 of
+    them: ``(10, 6)``. T3 keeps halving the channels of D3's output (F.1.3).
     """
     _check(num_classes)
+    d3, d4 = dense_layers
+    if not (isinstance(d3, int) and isinstance(d4, int) and d3 >= 1 and d4 >= 1):
+        raise ValueError(f"dense_layers must be two positive ints, got {dense_layers!r}")
     pool, channels = make_downsampler(downsampler, 64, hidden, patch)
-    rows = [(0, DENSENET121_ROWS[1][1])] + DENSENET121_ROWS[2:]  # T2 of the replaced D2, then D3...
+    t2 = DENSENET121_ROWS[1][1]
+    rows = [(0, t2), (d3, (t2 + d3 * GROWTH) // 2), (d4, 0)]  # T2 of the replaced D2, then D3 T3 D4
     return DenseNet(_stem() + [pool], channels, rows, num_classes, last_pool, replace_intermediate_pools,
                     image_size)
 
