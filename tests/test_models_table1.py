@@ -153,3 +153,25 @@ def test_densenet_and_inception_rules_on_small_blocks():
     assert block_ram(DenseBlock(8, 2), (8, 6, 6)) == (8 + 2 * 32) * 36  # its output only
     assert block_ram(Inception(16, 4, 2, 8, 2, 6, 5), (16, 5, 5)) == (16 + 4 + 5 + 6) * 25
     assert block_ram(Transition(16, 4), (16, 8, 8)) == 16 * 64  # max(input, output)
+
+
+def test_densenet121_rnnpool_trimmed_dense_blocks():
+    # Section 4: drop 14 dense layers of D3 and 10 of D4
+    model = densenet121_rnnpool(10, dense_layers=(10, 6))
+    blocks = [m for m in model.features if isinstance(m, DenseBlock)]
+    assert [len(b) for b in blocks] == [10, 6] and blocks[0].out_channels == 256 + 10 * 32
+    with pytest.raises(ValueError, match="dense_layers"):
+        densenet121_rnnpool(10, dense_layers=(0, 6))
+
+
+@pytest.mark.parametrize("build", [densenet121, densenet121_rnnpool, efficientnet_b0, efficientnet_b0_rnnpool,
+                                   googlenet, googlenet_rnnpool, mobilenetv1, mobilenetv1_rnnpool])
+def test_bad_num_classes_raise(build):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="num_classes"):
+            build(bad)
+
+
+def test_unknown_downsampler_raises():
+    with pytest.raises(ValueError, match="downsampler"):
+        densenet121_rnnpool(10, downsampler="bilinear")

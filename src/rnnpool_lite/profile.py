@@ -32,12 +32,15 @@ one after another and the RAM of a step is what must be live then; the peak is t
   it can overwrite its input row by row; RNNPool: input + output).
 * The input image streams in from the sensor and is not counted (the paper's ResNet18 3.06 MB
   and Face-Quant 225 KB figures both exclude it).
-* Plain convolutions before an ``RNNPool2d`` (its "stem") are computed patch by patch together
-  with it: their outputs and the RNNPool input are never materialised.
+* Plain convolutions before an ``RNNPool2d`` or ``ReNet2d`` (its "stem") are computed patch by
+  patch together with it: their outputs and the RNNPool input are never materialised.
 * A 1x1 convolution whose output goes only to a global pool or an RNNPool is computed on the fly:
   its output is consumed pixel by pixel (the final ``1x1 conv -> avgpool`` of MobileNetV2).
-* BatchNorm, activations, dropout and flatten run in place. The outputs of detection heads are
-  decoded as they are produced and are not kept.
+* BatchNorm, activations, dropout and flatten run in place. A network output (a map no other
+  unit reads: detection heads, the classifier) is decoded as it is produced and is not kept.
+
+Propositions 1/2 and the row-by-row schedule of Table 8 are in :mod:`rnnpool_lite.bounds`
+(re-exported here); the paper-vs-ours tables in :mod:`rnnpool_lite.comparison`.
 """
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden
 
     VWW model (Table 2 / Figure 3): ``mobilenetv2_rnnpool(2, 0.35, hidden=8, first_channels=8,
     last_channels=320)`` (see :func:`mobilenetv2_rnnpool_vww`). ``downsampler`` swaps the RNNPool
-    for the other 4x downsamplers of Table 2.
+    for the other 4x downsamplers of Table 2 (:data:`DOWNSAMPLERS`: average / max pooling,
+    strided convolution, ReNet).
     """
     _check(num_classes, width_mult)
     pool, channels = make_downsampler(downsampler, first_channels, hidden, patch)
@@ -106,5 +107,5 @@ def mobilenetv2_rnnpool_vww(num_classes: int = 2, last_pool: str = "avg", downsa
     return mobilenetv2_rnnpool(num_classes, 0.35, 8, 6, last_pool, 8, 320, downsampler, image_size)
 
 
-__all__ = ["MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
+__all__ = ["DOWNSAMPLERS", "MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
            "mobilenetv2_rnnpool", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]
