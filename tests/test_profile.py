@@ -112,7 +112,8 @@ def test_shared_count_never_exceeds_per_patch(c, h, k, s, ho, wo):
 
 def test_non_overlapping_patches_per_patch_counts_gru_three_times_the_matrices():
     fast, gru = RNNPool2d(4, 8, 4, cell="fastgrnn"), RNNPool2d(4, 8, 4, cell="gru")
-    assert rnnpool_madds(gru, 2, 2) == 3 * rnnpool_madds(fast, 2, 2)
+    assert rnnpool_madds(gru, 2, 2, "per_patch") == 3 * rnnpool_madds(fast, 2, 2, "per_patch")
+    assert rnnpool_madds(gru, 2, 2) == 3 * rnnpool_madds(fast, 2, 2)  # the shared (default) count too
 
 
 def test_proposition1_bound():
