@@ -8,33 +8,39 @@ Multiply-adds (MAdds), as in the paper: convolutions ``H_out W_out C_out (C_in /
 linear layers ``in * out``, RNN cells their matrix-vector products. BatchNorm, activations,
 pooling, biases and residual additions are not counted.
 
-RNNPool MAdds (:func:`rnnpool_madds`) are derived from the recurrences of Algorithm 1, *per patch*,
-which is how the operator runs on a device patch by patch (and how the paper counts):
-RNN1 takes ``k_h`` rows of ``k_w`` steps plus ``k_w`` columns of ``k_h`` steps, RNN2 makes four
-sweeps (``2 k_h + 2 k_w`` steps); a step costs ``W x + U h`` (``h1 (C + h1)`` for RNN1 with
+RNNPool MAdds (:func:`rnnpool_madds`) are derived from the recurrences of Algorithm 1: RNN1
+takes ``k_h`` rows of ``k_w`` steps plus ``k_w`` columns of ``k_h`` steps per patch, RNN2 makes
+four sweeps (``2 k_h + 2 k_w`` steps); a step costs ``W x + U h`` (``h1 (C + h1)`` for RNN1 with
 FastGRNN, three times that for GRU, four for LSTM); the gate nonlinearities and the elementwise
-update are not counted (like activations elsewhere). The first step's ``U h_0`` is counted
-although ``h_0 = 0``: the count follows the recurrence, not a sparsity trick. The vectorised
-``RNNPool2d`` shares row summaries between vertically overlapping patches and so does fewer
-operations on a CPU; the profiler reports the per-patch count because RAM-bound devices run
-patch by patch.
+update are not counted (like activations elsewhere). The default, ``"shared"``, counts what the
+vectorised ``RNNPool2d`` computes: ``W x`` once per pixel and RNN1's recurrence once per
+(row, patch column) and (column, patch row) segment, shared by vertically / horizontally
+overlapping patches. It is the paper's count: it gives RNNPool-Face-B 1.178G (paper 1.18G),
+Face-Quant 0.122G (0.12G), MobileNetV2-RNNPool 0.237G (0.23G), where ``"per_patch"`` (every
+patch on its own, as a device with no row buffer runs it) gives 1.28G, 0.165G and 0.267G.
+Recurrent layers (``nn.GRU``/``nn.LSTM``/``nn.RNN``, ReNet) cost their ``W_ih`` and ``W_hh``
+per step and direction.
 
 Peak RAM, the "standard convention" of the paper (Appendix E.2, after Chowdhery et al.): layers run
 one after another and the RAM of a step is what must be live then; the peak is the largest step.
 
 * A *unit* is a block with a ``memory_rule`` attribute (``InvertedResidual``: input + output;
-  ``BasicBlock``: max(input, output); ``DenseBlock``: its output; ``Inception``: input + the
-  three smallest branch outputs; ``ConvBNAct`` and ``DepthwiseSeparable``: input + output) or a
+  ``BasicBlock``, ``Transition`` and ``DepthwiseSeparable``: max(input, output); ``DenseBlock``:
+  its output; ``Inception``: input + the three smallest branch outputs (from its
+  ``branch_channels``); ``ConvBNAct``: input + output; ``ReNet2d``: like RNNPool) or a
   layer outside such blocks (conv, linear: input + output; local pooling: max(input, output),
   it can overwrite its input row by row; RNNPool: input + output).
 * The input image streams in from the sensor and is not counted (the paper's ResNet18 3.06 MB
   and Face-Quant 225 KB figures both exclude it).
-* Plain convolutions before an ``RNNPool2d`` (its "stem") are computed patch by patch together
-  with it: their outputs and the RNNPool input are never materialised.
+* Plain convolutions before an ``RNNPool2d`` or ``ReNet2d`` (its "stem") are computed patch by
+  patch together with it: their outputs and the RNNPool input are never materialised.
 * A 1x1 convolution whose output goes only to a global pool or an RNNPool is computed on the fly:
   its output is consumed pixel by pixel (the final ``1x1 conv -> avgpool`` of MobileNetV2).
-* BatchNorm, activations, dropout and flatten run in place. The outputs of detection heads are
-  decoded as they are produced and are not kept.
+* BatchNorm, activations, dropout and flatten run in place. A network output (a map no other
+  unit reads: detection heads, the classifier) is decoded as it is produced and is not kept.
+
+Propositions 1/2 and the row-by-row schedule of Table 8 are in :mod:`rnnpool_lite.bounds`
+(re-exported here); the paper-vs-ours tables in :mod:`rnnpool_lite.comparison`.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from .bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram
 from .layer import RNNPool2d
 
 #: Modules that run in place on their input (no new activation map under the convention).
@@ -63,13 +70,13 @@ def conv_madds(module: nn.Conv2d, output: Tensor) -> int:
 RNNPOOL_MODES = ("per_patch", "shared")
 
 
-def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "per_patch") -> int:
+def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "shared") -> int:
     """Multiply-adds of one image through ``layer``.
 
-    ``"per_patch"`` (default): every patch runs Algorithm 1 on its own (see module docstring).
-    ``"shared"``: what the vectorised ``RNNPool2d`` does: ``W x`` once per pixel (RNN1) and per
-    summary (RNN2), RNN1's recurrence once per (row, patch column) and (column, patch row)
-    segment, RNN2's four sweeps per patch.
+    ``"shared"`` (default, the paper's count): what the vectorised ``RNNPool2d`` does: ``W x``
+    once per pixel (RNN1) and per summary (RNN2), RNN1's recurrence once per (row, patch column)
+    and (column, patch row) segment, RNN2's four sweeps per patch.
+    ``"per_patch"``: every patch runs Algorithm 1 on its own (see module docstring).
     """
     if mode not in RNNPOOL_MODES:
         raise ValueError(f"mode must be one of {RNNPOOL_MODES}, got {mode!r}")
@@ -85,6 +92,16 @@ def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str =
     summaries = hu * wo + ho * wu
     return (hu * wu * w1 + (hu * wo * kw + ho * wu * kh) * u1
             + summaries * w2 + rnn2_steps * u2)
+
+
+def recurrent_madds(module: nn.RNNBase, output: Tensor) -> int:
+    """``steps * (W_ih + W_hh)`` summed over layers and directions (gates included in the shapes).
+
+    ``output`` is the layer's output sequence; its leading two dimensions hold batch x steps.
+    """
+    steps = int(output.shape[0] * output.shape[1])
+    weights = sum(p.numel() for n, p in module.named_parameters() if n.startswith("weight_"))
+    return steps * int(weights)
 
 
 def _cell_matrices(cell: nn.Module) -> tuple[int, int]:
@@ -174,7 +191,7 @@ def _normalise_size(input_size: Any) -> tuple[int, ...]:
 
 
 def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 4,
-            rnnpool_mode: str = "per_patch") -> Profile:
+            rnnpool_mode: str = "shared") -> Profile:
     """Parameters, MAdds and standard-convention peak RAM of ``model`` on one input.
 
     ``input_size`` is ``(C, H, W)`` (or ``(1, C, H, W)``); ``bytes_per_value`` is 4 for float32
@@ -211,13 +228,16 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
             madds[name] = int(module.in_features * module.out_features * output[0].numel() // module.out_features)
         elif isinstance(module, RNNPool2d):
             madds[name] = rnnpool_madds(module, output.shape[2], output.shape[3], rnnpool_mode)
+        elif isinstance(module, nn.RNNBase):
+            madds[name] = recurrent_madds(module, output[0])
         if name in units and isinstance(output, Tensor) and x is not None:
             keep.append(output)
             unit = _Unit(name, module, units[name][1], root(x), root(output), tuple(x.shape[1:]),
                          tuple(output.shape[1:]))
-            branches = getattr(module, "last_branch_numels", None)
+            branches = getattr(module, "branch_channels", None)
             if branches is not None:
-                unit.branch_numels = list(branches)
+                spatial = _numel(tuple(output.shape[2:]))
+                unit.branch_numels = [c * spatial for c in branches]
             records[name] = unit
             order.append(name)
 
@@ -263,6 +283,8 @@ def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:
                    type(s.module).__name__ == "ConvBNAct" for s in stem):
                 streamed.update(s.output_id for s in stem)
             break
+    # a network output (no unit reads it: detection heads, the classifier) is decoded as produced
+    streamed.update(u.output_id for u in units if u.output_id not in consumers)
     # a 1x1 conv feeding only global pools / RNNPools is computed on the fly
     for u in units:
         users = consumers.get(u.output_id, [])
@@ -300,175 +322,8 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def proposition1_lower_bound(channels: Sequence[int], kernel_sizes: Sequence[int],
-                             output_size: tuple[int, int], bytes_per_value: int = 4) -> int:
-    """Proposition 1: least RAM (bytes) for the intermediate maps of a stride-1 conv stack.
+def paper_tables(rnnpool_mode: str = "shared") -> dict[str, "pd.DataFrame"]:
+    """Paper vs ours for Tables 1-5 and 8; see :func:`rnnpool_lite.comparison.paper_tables`."""
+    from .comparison import paper_tables as _paper_tables  # the comparison builds models: import late
 
-    ``channels[q]`` and ``kernel_sizes[q]`` describe intermediate layer ``q`` (the output of the
-    ``q``-th conv, the last one being the network output, which is not counted) and ``output_size``
-    is the ``m x n`` output. An output node sees a ``(2 k_q + 1)^2`` window of layer ``q``, where
-    ``k_q`` sums the kernel radii of the layers after ``q``; any serial order without
-    recomputation keeps at least ``2 * sum_q c_q k_q * min(m - 1, n - 1)`` values live.
-    """
-    if len(channels) != len(kernel_sizes) or not channels:
-        raise ValueError("channels and kernel_sizes must be non-empty and of equal length")
-    if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-        raise ValueError(f"kernel sizes must be odd and positive, got {list(kernel_sizes)}")
-    m, n = output_size
-    radii = [(k - 1) // 2 for k in kernel_sizes]
-    total = 0
-    for q in range(len(channels) - 1):  # intermediate layers only
-        k_q = sum(radii[q + 1:])
-        total += channels[q] * k_q
-    return 2 * total * min(m - 1, n - 1) * bytes_per_value
-
-
-def _rel(ours: float, paper: float) -> float:
-    return (ours - paper) / paper
-
-
-#: One-line explanations for cells more than 10% from the paper: (model substring, quantity
-#: prefix) -> why. Checked in order; the first match wins.
-DIFFERENCE_NOTES: list[tuple[str, str, str]] = [
-    ("Face-M4", "peak_ram", "ours is the largest MBConv in+out at 40x30 (64+32 ch); the paper's 188 KB "
-                            "includes buffers it does not describe"),
-    ("Face-M4", "model_size", "the paper's 160 KB stores more than one byte per weight (format not given)"),
-    ("Face-A", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
-                           "only the RNNPool output map"),
-    ("Face-B", "peak_ram", "the stride-1 3x3 convs at 160x120 need input + output; the paper lists "
-                           "only the RNNPool output map"),
-    ("Face-A", "", "the t2 c128/c160 rows and heads of Table 13 as read give 0.12M; the paper's "
-                   "widths are smaller in a way it does not state"),
-    ("Face-B", "params", "head and expansion details of Table 12 left open by the paper"),
-    ("Face", "madds", "RNNPool on the full-resolution map counted per patch dominates; the paper "
-                      "counts it with fewer operations"),
-    ("ResNet18-RNNPool", "madds", "the paper does not give the stages after the RNNPool; ours keep "
-                                  "c128-c512 at strides 1, 2, 2 (28 -> 7)"),
-    ("0.35x", "", "rounding of 0.35x widths (multiples of 8) and the last-layer RNNPool "
-                  "(h = 80 over 7x7) differ from the paper's unstated choices"),
-    ("", "params", "Table 10 as written (all MBConv rows from c64 on) has 2.22M parameters; the "
-                   "paper's 2.0M implies a smaller model it does not describe"),
-    ("", "madds", "RNNPool counted per patch (53M on 112x112x32); with rnnpool_mode='shared' "
-                  "(summaries shared by overlapping patches) MobileNetV2-RNNPool gives 0.237G"),
-]
-
-
-def _note(model: str, quantity: str, rel: float) -> str:
-    if abs(rel) <= 0.10:
-        return ""
-    for key, prefix, why in DIFFERENCE_NOTES:
-        if key in model and quantity.startswith(prefix):
-            return why
-    return "not explained"
-
-
-def _compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of (model, quantity, paper, ours) with the relative difference and a note > 10%."""
-    table = pd.DataFrame(rows)
-    table["rel_diff"] = [_rel(o, p) for o, p in zip(table["ours"], table["paper"])]
-    table["note"] = [_note(m, q, r) for m, q, r in zip(table["model"], table["quantity"], table["rel_diff"])]
-    return table.round({"ours": 3, "rel_diff": 3})
-
-
-def _figures(p: Profile, mb: bool = True) -> dict[str, float]:
-    return {"params_M": p.params / 1e6, "madds_G": p.madds / 1e9,
-            "peak_ram_MB": p.peak_ram_mb if mb else p.peak_ram_kb}
-
-
-def paper_tables(rnnpool_mode: str = "per_patch") -> dict[str, pd.DataFrame]:
-    """Paper vs ours for Tables 1, 2, 3, 4 and 5 (figures this book can compute without training).
-
-    Each DataFrame has columns ``table, model, quantity, paper, ours, rel_diff``; ``rnnpool_mode``
-    is passed to :func:`profile`. Differences are explained in the "Memory and compute" chapter.
-    """
-    from . import models as M
-    from .paper import paper_table
-
-    rows1: list[dict[str, Any]] = []
-    t1 = paper_table("table1_imagenet10").set_index("model")
-    built = {"MobileNetV2": (M.mobilenetv2, M.mobilenetv2_rnnpool), "ResNet18": (M.resnet18, M.resnet18_rnnpool)}
-    for name, (base, pooled) in built.items():
-        pb = profile(base(10), (3, 224, 224), 4, rnnpool_mode)
-        pr = profile(pooled(10), (3, 224, 224), 4, rnnpool_mode)
-        paper = t1.loc[name]
-        for quantity, key, prof in [("params_M", "base_params_M", pb), ("madds_G", "base_standard_madds_G", pb),
-                                    ("peak_ram_MB", "base_standard_peak_ram_MB", pb),
-                                    ("params_M", "rnnpool_params_M", pr), ("madds_G", "rnnpool_madds_G", pr),
-                                    ("peak_ram_MB", "rnnpool_peak_ram_MB", pr)]:
-            variant = name if prof is pb else f"{name}-RNNPool"
-            rows1.append({"table": 1, "model": variant, "quantity": quantity, "paper": float(paper[key]),
-                          "ours": _figures(prof)[quantity]})
-
-    rows2: list[dict[str, Any]] = []
-    t2 = paper_table("table2_pooling_operators").set_index("method")
-    variants = {
-        "Base Network": (lambda w: M.mobilenetv2(10) if w == 1 else M.mobilenetv2_vww()),
-        "Last layer RNNPool": (lambda w: M.mobilenetv2(10, last_pool="rnnpool") if w == 1
-                               else M.mobilenetv2_vww(last_pool="rnnpool")),
-        "Average Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="avg") if w == 1
-                            else M.mobilenetv2_rnnpool_vww(downsampler="avg")),
-        "Max Pooling": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="max") if w == 1
-                        else M.mobilenetv2_rnnpool_vww(downsampler="max")),
-        "Strided Convolution": (lambda w: M.mobilenetv2_rnnpool(10, downsampler="strided_conv") if w == 1
-                                else M.mobilenetv2_rnnpool_vww(downsampler="strided_conv")),
-        "RNNPoolLayer": (lambda w: M.mobilenetv2_rnnpool(10) if w == 1 else M.mobilenetv2_rnnpool_vww()),
-        "RNNPoolLayer + Last layer RNNPool": (lambda w: M.mobilenetv2_rnnpool(10, last_pool="rnnpool") if w == 1
-                                              else M.mobilenetv2_rnnpool_vww(last_pool="rnnpool")),
-    }
-    for method, build in variants.items():
-        p1 = profile(build(1), (3, 224, 224), 4, rnnpool_mode)
-        p035 = profile(build(0.35), (3, 224, 224), 4, rnnpool_mode)
-        paper = t2.loc[method]
-        rows2 += [
-            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "madds_G",
-             "paper": float(paper["mbv2_madds_G"]), "ours": p1.madds / 1e9},
-            {"table": 2, "model": f"MobileNetV2 {method}", "quantity": "params_M",
-             "paper": float(paper["mbv2_params_M"]), "ours": p1.params / 1e6},
-            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "madds_M",
-             "paper": float(paper["mbv2_035x_vww_madds_M"]), "ours": p035.madds / 1e6},
-            {"table": 2, "model": f"MobileNetV2-0.35x {method}", "quantity": "params_K",
-             "paper": float(paper["mbv2_035x_vww_params_K"]), "ours": p035.params / 1e3},
-        ]
-
-    rows3: list[dict[str, Any]] = []
-    t3 = paper_table("table3_imagenet1k").set_index("method")
-    for name, build in [("MobileNetV2", M.mobilenetv2), ("MobileNetV2-RNNPool", M.mobilenetv2_rnnpool)]:
-        p = profile(build(1000), (3, 224, 224), 4, rnnpool_mode)
-        paper = t3.loc[name]
-        rows3 += [{"table": 3, "model": name, "quantity": "peak_ram_MB", "paper": float(paper["peak_ram_MB"]),
-                   "ours": p.peak_ram_mb},
-                  {"table": 3, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
-                   "ours": p.params / 1e6},
-                  {"table": 3, "model": name, "quantity": "madds_M", "paper": float(paper["madds_M"]),
-                   "ours": p.madds / 1e6}]
-
-    rows4: list[dict[str, Any]] = []
-    t4 = paper_table("table4_face_detection_widerface").set_index("method")
-    for variant, bpv in [("C", 4), ("B", 4), ("A", 4), ("Quant", 1)]:
-        name = f"RNNPool-Face-{variant}"
-        p = profile(M.rnnpool_face(variant), (3, 480, 640), bpv, rnnpool_mode)
-        paper = t4.loc[name]
-        value, unit = str(paper["peak_ram"]).split()
-        ours_ram = p.peak_ram_mb if unit == "MB" else p.peak_ram_kb
-        rows4 += [{"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value), "ours": ours_ram},
-                  {"table": 4, "model": name, "quantity": "params_M", "paper": float(paper["params_M"]),
-                   "ours": p.params / 1e6},
-                  {"table": 4, "model": name, "quantity": "madds_G", "paper": float(paper["madds_G"]),
-                   "ours": p.madds / 1e9}]
-    # baselines: RAM of their first-layer output maps at 4 bytes (Appendix E)
-    for name, shape in [("EXTD", (320, 240, 64)), ("LFFD", (320, 240, 64)), ("FaceBoxes", (160, 120, 24)),
-                        ("EagleEye", (320, 240, 4))]:
-        value, unit = str(t4.loc[name, "peak_ram"]).split()
-        rows4.append({"table": 4, "model": name, "quantity": f"peak_ram_{unit}", "paper": float(value),
-                      "ours": _numel(shape) * 4 / 2**20})
-
-    t5 = paper_table("table5_scut_head_m4").set_index("model").loc["RNNPool-Face-M4"]
-    p = profile(M.rnnpool_face("M4"), (1, 240, 320), 1, rnnpool_mode)
-    rows5 = [{"table": 5, "model": "RNNPool-Face-M4", "quantity": "peak_ram_KB",
-              "paper": float(str(t5["peak_ram"]).split()[0]), "ours": p.peak_ram_kb},
-             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "madds_M", "paper": float(t5["madds_M"]),
-              "ours": p.madds / 1e6},
-             {"table": 5, "model": "RNNPool-Face-M4", "quantity": "model_size_KB (1 byte/param)",
-              "paper": float(str(t5["model_size"]).split()[0]), "ours": p.params / 2**10}]
-    return {"table1": _compare(rows1), "table2": _compare(rows2), "table3": _compare(rows3),
-            "table4": _compare(rows4), "table5": _compare(rows5)}
+    return _paper_tables(rnnpool_mode)

@@ -9,8 +9,16 @@ from .mobilenetv2 import (MobileNetV2, mobilenetv2, mobilenetv2_rnnpool, mobilen
                           mobilenetv2_vww)
 from .resnet import BasicBlock, ResNet, resnet18, resnet18_rnnpool
 from .tracing import fx_trace
+from .downsample import DOWNSAMPLERS, ReNet2d, downsampler
+from .densenet import DenseBlock, DenseNet, Transition, densenet121, densenet121_rnnpool
+from .efficientnet import EfficientNet, MBConvSE, efficientnet_b0, efficientnet_b0_rnnpool
+from .googlenet import GoogLeNet, Inception, googlenet, googlenet_rnnpool
+from .mobilenetv1 import MobileNetV1, mobilenetv1, mobilenetv1_rnnpool
 
 __all__ = ["ConvBNAct", "DepthwiseSeparable", "InvertedResidual", "make_divisible", "FACE_VARIANTS",
            "DetectionHead", "FaceDetector", "rnnpool_face", "MobileNetV2", "mobilenetv2",
            "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "fx_trace", "BasicBlock",
-           "ResNet", "resnet18", "resnet18_rnnpool"]
+           "ResNet", "resnet18", "resnet18_rnnpool", "DOWNSAMPLERS", "ReNet2d", "downsampler", "DenseBlock",
+           "DenseNet", "Transition", "densenet121", "densenet121_rnnpool", "EfficientNet", "MBConvSE",
+           "efficientnet_b0", "efficientnet_b0_rnnpool", "GoogLeNet", "Inception", "googlenet",
+           "googlenet_rnnpool", "MobileNetV1", "mobilenetv1", "mobilenetv1_rnnpool"]

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..layer import RNNPool2d
 from .blocks import ConvBNAct, bottleneck_stages, make_divisible
+from .downsample import DOWNSAMPLERS, downsampler as make_downsampler
 
 #: MobileNetV2 bottleneck rows [t, c, n, s] (Sandler et al., Table 2 there).
 MOBILENETV2_ROWS: list[tuple[int, int, int, int]] = [
@@ -23,8 +24,6 @@ MOBILENETV2_ROWS: list[tuple[int, int, int, int]] = [
 ]
 #: Rows kept after the RNNPool downsampler (paper Table 10): RNNPool replaces the first 3 rows.
 RNNPOOL_ROWS: list[tuple[int, int, int, int]] = MOBILENETV2_ROWS[3:]
-
-DOWNSAMPLERS = ("rnnpool", "avg", "max", "strided_conv")
 
 
 class MobileNetV2(nn.Module):
@@ -78,25 +77,6 @@ def mobilenetv2(num_classes: int = 1000, width_mult: float = 1.0, first_channels
                        _last_pool(last_pool, last_channels, image_size // 32))
 
 
-def _downsampler(kind: str, in_channels: int, hidden: int, patch: int) -> tuple[nn.Module, int]:
-    """The 4x downsampler of Table 2 from the stride-2 stem map to the stride-8 map.
-
-    All use patch/kernel ``patch``, stride 4 and padding 2 (so 112 -> 28, the authors pad the
-    RNNPool output from 27 to 28). Average and max pooling keep the channel count; strided conv
-    and RNNPool output ``4 * hidden`` channels.
-    """
-    if kind == "rnnpool":
-        layer = RNNPool2d(in_channels, hidden, patch, 4, padding=2)
-        return layer, layer.out_channels
-    if kind == "avg":
-        return nn.AvgPool2d(patch, 4, padding=2, count_include_pad=False), in_channels
-    if kind == "max":
-        return nn.MaxPool2d(patch, 4, padding=2), in_channels
-    if kind == "strided_conv":
-        return ConvBNAct(in_channels, 4 * hidden, patch, 4), 4 * hidden
-    raise ValueError(f"downsampler must be one of {DOWNSAMPLERS}, got {kind!r}")
-
-
 def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden: int = 16,
                         patch: int = 6, last_pool: str = "avg", first_channels: int = 32,
                         last_channels: int = 1280, downsampler: str = "rnnpool",
@@ -105,10 +85,11 @@ def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden
 
     VWW model (Table 2 / Figure 3): ``mobilenetv2_rnnpool(2, 0.35, hidden=8, first_channels=8,
     last_channels=320)`` (see :func:`mobilenetv2_rnnpool_vww`). ``downsampler`` swaps the RNNPool
-    for the other 4x downsamplers of Table 2.
+    for the other 4x downsamplers of Table 2 (:data:`DOWNSAMPLERS`: average / max pooling,
+    strided convolution, ReNet).
     """
     _check(num_classes, width_mult)
-    pool, channels = _downsampler(downsampler, first_channels, hidden, patch)
+    pool, channels = make_downsampler(downsampler, first_channels, hidden, patch)
     body, channels = bottleneck_stages(channels, RNNPOOL_ROWS, width_mult)
     stem = [ConvBNAct(3, first_channels, 3, 2), pool]
     return MobileNetV2(stem, body, channels, last_channels, num_classes,
@@ -126,5 +107,5 @@ def mobilenetv2_rnnpool_vww(num_classes: int = 2, last_pool: str = "avg", downsa
     return mobilenetv2_rnnpool(num_classes, 0.35, 8, 6, last_pool, 8, 320, downsampler, image_size)
 
 
-__all__ = ["MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
+__all__ = ["DOWNSAMPLERS", "MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
            "mobilenetv2_rnnpool", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from torch import fx, nn
 
 from ..layer import RNNPool2d
+from .downsample import ReNet2d
 
 
 class RNNPoolLeafTracer(fx.Tracer):
-    """An fx tracer that does not trace into ``RNNPool2d``."""
+    """An fx tracer that does not trace into ``RNNPool2d`` or ``ReNet2d`` (recurrent layers)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, RNNPool2d) or super().is_leaf_module(m, module_qualified_name)
+        return isinstance(m, (RNNPool2d, ReNet2d)) or super().is_leaf_module(m, module_qualified_name)
 
 
 def fx_trace(model: nn.Module) -> fx.GraphModule:
