@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -64,3 +65,17 @@ def test_two_gloo_processes_match_one(tmp_path):
     # the run learned something: not a trivially equal pair of untrained models
     assert single.history["train_loss"].iloc[-1] < 0.8 * single.history["train_loss"].iloc[0]
     assert not torch.equal(single.model.state_dict()["0.weight"], model().state_dict()["0.weight"])
+
+
+def test_sync_batchnorm_refuses_cpu_tensors(tmp_path):
+    """Why DDP-on-CPU runs of BatchNorm models differ from one process (fit's docstring): in torch
+    2.13 SyncBatchNorm synchronises only CUDA / XPU / HPU / PrivateUse1 tensors; in training mode
+    with a process group up, a CPU input raises instead of falling back to local statistics."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        bn = nn.SyncBatchNorm(4).train()
+        with pytest.raises(ValueError, match="SyncBatchNorm expected input tensor to be on GPU"):
+            bn(torch.randn(8, 4, 3, 3))
+        bn.eval()(torch.randn(8, 4, 3, 3))  # inference uses the running statistics: no sync, no error
+    finally:
+        dist.destroy_process_group()

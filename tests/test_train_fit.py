@@ -196,3 +196,17 @@ def test_probe_shapes(with_conv, channels):
     assert probe(x).shape == (4, 5)
     with pytest.raises(ValueError, match="image_size"):
         RNNPoolProbe(1, 5, 2, 2)
+
+
+@pytest.mark.parametrize("cell, gates", [("fastgrnn", 1), ("gru", 3), ("lstm", 4)])
+def test_probe_cell_choice(cell, gates):
+    """The ablation chapter's probe: the cell reaches the RNNPool layer, and its parameter count
+    grows with the cell's gate count (W and U matrices per gate, Table 18's cost ordering)."""
+    from rnnpool_lite.train import RNNPoolProbe
+    probe = RNNPoolProbe(image_size=8, num_classes=3, hidden_size=4, hidden_size2=4, cell=cell)
+    assert probe.pool.cell == cell
+    assert probe(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+    weights = sum(p.numel() for n, p in probe.pool.named_parameters() if p.dim() == 2)
+    assert weights == gates * (4 * (1 + 4) + 4 * (4 + 4))  # RNN1: 4 x (1 + 4), RNN2: 4 x (4 + 4) per gate
+    with pytest.raises(ValueError, match="cell"):
+        RNNPoolProbe(8, 3, 4, 4, cell="rnn")

@@ -13,8 +13,11 @@ each *global* batch of ``batch_size`` samples over the ranks (``DistributedSampl
 ``r`` the samples ``r, r + W, ...`` of the epoch's permutation, so the union of the ranks' i-th
 batches is the single-process i-th batch) and DDP averages the gradients: for losses that are a
 mean over the batch and models without batch statistics, N processes compute the single-process
-run up to float rounding. BatchNorm sees only the local batch unless the model is converted with
-``torch.nn.SyncBatchNorm.convert_sync_batchnorm``.
+run up to float rounding. BatchNorm normalises with the statistics of each rank's local batch, so
+N processes match one only for models without BatchNorm (or other batch statistics). On CUDA,
+``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` makes BatchNorm use the global batch; on the CPU
+(gloo) it is no remedy: in torch 2.13 ``SyncBatchNorm`` synchronises only CUDA / XPU / HPU /
+PrivateUse1 tensors and raises ``ValueError`` for CPU inputs in training mode (tested).
 """
 from __future__ import annotations
 

@@ -18,10 +18,14 @@ from ..layer import RNNPool2d
 
 
 class RNNPoolProbe(nn.Module):
-    """``(N, C, S, S) -> (N, num_classes)`` logits; ``features(x)`` gives the 4 * h2 RNNPool outputs."""
+    """``(N, C, S, S) -> (N, num_classes)`` logits; ``features(x)`` gives the 4 * h2 RNNPool outputs.
+
+    ``cell`` picks the RNNPool's recurrent cell (``"fastgrnn"``, ``"gru"`` or ``"lstm"``), so the
+    ablation chapter can compare cells (paper Table 18) on the probing sets.
+    """
 
     def __init__(self, image_size: int, num_classes: int, hidden_size: int, hidden_size2: int,
-                 in_channels: int = 1, with_conv: bool = False) -> None:
+                 in_channels: int = 1, with_conv: bool = False, cell: str = "fastgrnn") -> None:
         super().__init__()
         if image_size < 2 or num_classes < 2:
             raise ValueError(f"need image_size >= 2 and num_classes >= 2, got {image_size}, {num_classes}")
@@ -31,7 +35,7 @@ class RNNPoolProbe(nn.Module):
             self.conv = nn.Sequential(nn.Conv2d(in_channels, 8, 3, stride=2, padding=1, bias=False),
                                       nn.BatchNorm2d(8), nn.ReLU(inplace=True))
             size, channels = (image_size + 1) // 2, 8
-        self.pool = RNNPool2d(channels, hidden_size, kernel_size=size, hidden_size2=hidden_size2)
+        self.pool = RNNPool2d(channels, hidden_size, kernel_size=size, hidden_size2=hidden_size2, cell=cell)
         self.norm = nn.BatchNorm1d(self.pool.out_channels, momentum=0.5)
         self.fc = nn.Linear(self.pool.out_channels, num_classes)
 

@@ -1,0 +1,76 @@
+"""Chapter parameters that nbval does not exercise (it replays the saved default run).
+
+Chapter 5 with ``vww_root`` on a tiny Visual Wake Words tree in the real layout (COCO instances json
++ jpgs, written here) and ``train_downsamplers=True``; chapter 4 with a paper detector
+(``detector="Quant"``, whose deepest maps are 1x1 at 128 pixels). Both at toy sizes: these tests
+check that the code paths run end to end and report their tables, not the numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import papermill as pm
+import pytest
+from PIL import Image
+
+import rnnpool_lite
+from rnnpool_lite.sweep import read_records
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.fixture(autouse=True)
+def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+
+def _vww_tree(root: Path) -> None:
+    """8 random jpgs per split, odd ones with a person box of 20% of the image (above the 0.5% rule)."""
+    rng = np.random.default_rng(0)
+    (root / "annotations").mkdir(parents=True)
+    for split in ("mini_train", "mini_val"):
+        (root / split).mkdir()
+        images, annotations = [], []
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / split / f"{i}.jpg")
+            images.append({"id": i, "file_name": f"{i}.jpg", "width": 48, "height": 40})
+            if i % 2:
+                annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [0, 0, 20, 19]})
+        coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+
+
+def _text_outputs(notebook: Path) -> str:
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                     for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_vww_chapter_runs_on_real_layout(tmp_path: Path) -> None:
+    _vww_tree(tmp_path / "vww")
+    out = tmp_path / "05.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "05_visual_wake_words.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                        progress_bar=False, parameters=dict(
+                            vww_root=str(tmp_path / "vww"), vww_splits=["mini_train", "mini_val"],
+                            image_size=32, epochs=1, batch_size=4, train_downsamplers=True))
+    text = _text_outputs(out)
+    assert "8 training and 8 validation images" in text
+    assert "our accuracy (%) VWW 32px" in text
+    assert "our accuracy (%)" in text and "Strided Convolution" in text  # the downsampler table was trained
+
+
+def test_face_chapter_runs_with_a_paper_detector(tmp_path: Path) -> None:
+    out = tmp_path / "04.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "04_face_detection.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                        progress_bar=False, parameters=dict(
+                            detector="Quant", train_scenes=8, val_scenes=4, epochs=2, batch_size=4))
+    text = _text_outputs(out)
+    assert "this book: RNNPool-Face (Quant), scene set" in text
+    assert "LBP cascade (scikit-image)" in text
+    assert read_records(out) == {}  # chapters report through tables, not sweep records
