@@ -76,6 +76,16 @@ def test_face_detectors_fx_trace_and_priors_match_outputs(variant):
     assert torch.all(priors[:, 2:] > 0)
 
 
+def test_priors_in_training_mode_leave_batchnorm_alone():
+    # at 128 px Face-Quant's last maps are 1x1: a training-mode pass of one image would fail
+    model = rnnpool_face("Quant").train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    priors = model.priors((128, 128))
+    assert model.training and priors.shape[1] == 4
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+
+
 def test_face_c_vga_grids_and_m4_heads():
     assert rnnpool_face("C").strides == [4, 8, 16, 32, 64, 128]
     m4 = rnnpool_face("M4")

@@ -71,14 +71,23 @@ class FaceDetector(nn.Module):
 
     @torch.no_grad()
     def feature_sizes(self, image_size: int | tuple[int, int]) -> list[tuple[int, int]]:
-        """``(height, width)`` of each head's output grid, from a forward pass of a zero image."""
+        """``(height, width)`` of each head's output grid, from a forward pass of a zero image.
+
+        The pass runs in eval mode (the mode is restored): in training mode it would update the
+        BatchNorm running statistics with a zero image, and fail on 1x1 maps of a batch of one.
+        """
         height, width = _hw(image_size)
         x = torch.zeros(1, self.in_channels, height, width,
                         dtype=next(self.parameters()).dtype, device=next(self.parameters()).device)
         sizes = []
-        for stage, head in zip(self.stages, self.heads):
-            x = stage(x)
-            sizes.append(tuple(head.loc(x).shape[-2:]))
+        was_training = self.training
+        self.eval()
+        try:
+            for stage, head in zip(self.stages, self.heads):
+                x = stage(x)
+                sizes.append(tuple(head.loc(x).shape[-2:]))
+        finally:
+            self.train(was_training)
         return sizes
 
     def priors(self, image_size: int | tuple[int, int]) -> Tensor:
