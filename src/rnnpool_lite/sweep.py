@@ -9,7 +9,9 @@ reported with :func:`record`; after the run the executed notebook is read back w
 recorded values become columns of ``DIR/results.csv`` (one row per combination, with ``status``,
 ``error`` and ``duration_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
 again, so an interrupted or extended sweep only runs what is missing; failed runs are retried and
-report the notebook's exception (``ename: evalue`` and the cell that raised it).
+report the notebook's exception (``ename: evalue`` and the cell that raised it). What a run's kernel
+writes to stderr (Jupyter's own log lines included) goes to ``DIR/runs/<key>.log``, not to the
+caller's terminal or notebook cell.
 
 Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
 IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
@@ -21,6 +23,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import re
 import sys
 import time
@@ -110,16 +113,22 @@ def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | 
     output = runs / f"{key}.ipynb"
     start = time.perf_counter()
     status, error, records = "ok", "", {}
-    try:
-        pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
-                            progress_bar=False, log_output=False, execution_timeout=timeout,
-                            cwd=str(Path(notebook).resolve().parent))
-        records = read_records(output)
-    except PapermillExecutionError as err:
-        status = "failed"
-        error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
-    except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
-        status, error = "failed", f"{type(err).__name__}: {err}"
+    with open(runs / f"{key}.log", "wb") as log:
+        saved_stderr = os.dup(2)
+        os.dup2(log.fileno(), 2)  # the kernel subprocess inherits file descriptor 2
+        try:
+            pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
+                                progress_bar=False, log_output=False, execution_timeout=timeout,
+                                cwd=str(Path(notebook).resolve().parent))
+            records = read_records(output)
+        except PapermillExecutionError as err:
+            status = "failed"
+            error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
+        except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
+            status, error = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
     result = {"key": key, "params": params, "status": status, "error": error, "records": records,
               "duration_s": round(time.perf_counter() - start, 2), "notebook": str(output)}
     (runs / f"{key}.json").write_text(json.dumps(result, default=str))
