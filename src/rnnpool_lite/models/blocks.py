@@ -7,7 +7,15 @@ each kind of block by its own rule (see :mod:`rnnpool_lite.profile`).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import Tensor, nn
+
+
+def check_num_classes(num_classes: object) -> None:
+    """Every model constructor's guard: a positive ``int`` (``True`` is not a class count)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -89,6 +97,21 @@ class DepthwiseSeparable(nn.Sequential):
             ConvBNAct(in_channels, out_channels, 1, activation=nn.ReLU),
         )
         self.out_channels = out_channels
+
+
+def repeat_rows(block: Callable[[int, int, int], nn.Module], in_channels: int,
+                rows: list[tuple[int, int, int]]) -> tuple[list[nn.Module], int]:
+    """Blocks from paper-table rows ``[c, n, s]``: ``n`` blocks of ``c`` output channels, the
+    first with stride ``s``; ``block(in_channels, out_channels, stride)`` builds one.
+
+    Returns the blocks and the output channel count.
+    """
+    blocks: list[nn.Module] = []
+    for c, n, s in rows:
+        for i in range(n):
+            blocks.append(block(in_channels, c, s if i == 0 else 1))
+            in_channels = c
+    return blocks, in_channels
 
 
 def bottleneck_stages(in_channels: int, rows: list[tuple[int, int, int, int]],

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layer import RNNPool2d
-from .blocks import ConvBNAct
+from .blocks import ConvBNAct, check_num_classes
 from .downsample import downsampler as make_downsampler
 from .mobilenetv2 import _last_pool
 
@@ -106,7 +106,7 @@ def densenet121(num_classes: int = 1000, last_pool: str = "avg", image_size: int
 
     ``last_pool="rnnpool"`` replaces the final average pool (Table 2 row 2: h = 1024 / 4).
     """
-    _check(num_classes)
+    check_num_classes(num_classes)
     return DenseNet(_stem() + [nn.MaxPool2d(3, 2, 1)], 64, DENSENET121_ROWS, num_classes, last_pool,
                     image_size=image_size)
 
@@ -123,7 +123,7 @@ def densenet121_rnnpool(num_classes: int = 1000, hidden: int = 48, patch: int = 
     ``dense_layers`` are the layers of D3 and D4; Section 4's smaller model drops 14 and 10 of
     them: ``(10, 6)``. T3 keeps halving the channels of D3's output (F.1.3).
     """
-    _check(num_classes)
+    check_num_classes(num_classes)
     d3, d4 = dense_layers
     if not (isinstance(d3, int) and isinstance(d4, int) and d3 >= 1 and d4 >= 1):
         raise ValueError(f"dense_layers must be two positive ints, got {dense_layers!r}")
@@ -133,10 +133,6 @@ def densenet121_rnnpool(num_classes: int = 1000, hidden: int = 48, patch: int = 
     return DenseNet(_stem() + [pool], channels, rows, num_classes, last_pool, replace_intermediate_pools,
                     image_size)
 
-
-def _check(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
 
 
 __all__ = ["DENSENET121_ROWS", "DenseBlock", "DenseLayer", "DenseNet", "Transition", "densenet121",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..layer import RNNPool2d
-from .blocks import ConvBNAct
+from .blocks import ConvBNAct, check_num_classes
 
 #: EfficientNet-B0 MBConv rows [t, k, c, n, s].
 EFFICIENTNET_B0_ROWS: list[tuple[int, int, int, int, int]] = [
@@ -92,20 +92,16 @@ def _stem() -> list[nn.Module]:
     return [ConvBNAct(3, 32, 3, 2, activation=nn.SiLU)]
 
 
-def _check(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-
 
 def efficientnet_b0(num_classes: int = 1000) -> EfficientNet:
     """EfficientNet-B0 (5.29M parameters at 1000 classes, 4.02M at 10)."""
-    _check(num_classes)
+    check_num_classes(num_classes)
     return EfficientNet(_stem(), 32, EFFICIENTNET_B0_ROWS, num_classes)
 
 
 def efficientnet_b0_rnnpool(num_classes: int = 1000, hidden: int = 16, patch: int = 6) -> EfficientNet:
     """EfficientNet-B0-RNNPool: conv 3x3 c32 s2 -> RNNPool(patch 6, stride 4, h 16) -> rows from c80."""
-    _check(num_classes)
+    check_num_classes(num_classes)
     pool = RNNPool2d(32, hidden, patch, 4, padding=2)
     return EfficientNet(_stem() + [pool], pool.out_channels, EFFICIENTNET_B0_RNNPOOL_ROWS, num_classes)
 

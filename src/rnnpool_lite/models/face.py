@@ -11,8 +11,6 @@ returns the ``(P, 4)`` anchors ``(cx, cy, w, h)`` in the same order, normalised 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 

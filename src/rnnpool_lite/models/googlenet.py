@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layer import RNNPool2d
-from .blocks import ConvBNAct
+from .blocks import ConvBNAct, check_num_classes
 
 #: Inception rows (c1, c3_reduce, c3, c5_reduce, c5, pool_proj, max_pool_after), 3a ... 5b.
 INCEPTION_ROWS: list[tuple[int, int, int, int, int, int, bool]] = [
@@ -111,14 +111,10 @@ class GoogLeNet(nn.Module):
         return (logits, *aux_out) if aux_out else logits
 
 
-def _check(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-
 
 def googlenet(num_classes: int = 1000, aux_logits: bool = True, branch5_kernel: int = 3) -> GoogLeNet:
     """GoogLeNet: conv 7x7 c64 s2, pool, conv 1x1 c64, conv 3x3 c192, pool, inception 3a-5b."""
-    _check(num_classes)
+    check_num_classes(num_classes)
     stem = [_relu_conv(3, 64, 7, 2), nn.MaxPool2d(3, 2, ceil_mode=True), _relu_conv(64, 64, 1),
             _relu_conv(64, 192, 3), nn.MaxPool2d(3, 2, ceil_mode=True)]
     return GoogLeNet(stem, 192, INCEPTION_ROWS, num_classes, AUX_AFTER if aux_logits else (),
@@ -128,7 +124,7 @@ def googlenet(num_classes: int = 1000, aux_logits: bool = True, branch5_kernel: 
 def googlenet_rnnpool(num_classes: int = 1000, hidden: int = 32, patch: int = 8,
                       aux_logits: bool = True, branch5_kernel: int = 3) -> GoogLeNet:
     """GoogLeNet-RNNPool: conv 7x7 s2 -> RNNPool(patch 8, stride 4, h 32) -> max pool -> 4a ... 5b."""
-    _check(num_classes)
+    check_num_classes(num_classes)
     pool = RNNPool2d(64, hidden, patch, 4, padding=(patch - 4) // 2)
     stem = [_relu_conv(3, 64, 7, 2), pool, nn.MaxPool2d(3, 2, ceil_mode=True)]
     aux = tuple(i - 2 for i in AUX_AFTER) if aux_logits else ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import ConvBNAct, DepthwiseSeparable
+from .blocks import ConvBNAct, DepthwiseSeparable, check_num_classes, repeat_rows
 from .downsample import downsampler as make_downsampler
 
 #: MobileNetV1 depthwise-separable rows [c, n, s].
@@ -27,11 +27,7 @@ class MobileNetV1(nn.Module):
     def __init__(self, stem: list[nn.Module], in_channels: int, rows: list[tuple[int, int, int]],
                  num_classes: int) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
-        for c, n, s in rows:
-            for i in range(n):
-                blocks.append(DepthwiseSeparable(in_channels, c, s if i == 0 else 1))
-                in_channels = c
+        blocks, in_channels = repeat_rows(DepthwiseSeparable, in_channels, rows)
         self.features = nn.Sequential(*stem, *blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
@@ -47,16 +43,14 @@ def _stem() -> list[nn.Module]:
 
 def mobilenetv1(num_classes: int = 1000) -> MobileNetV1:
     """MobileNetV1 (4.23M parameters, 0.57G MAdds at 1000 classes)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_num_classes(num_classes)
     return MobileNetV1(_stem(), 32, MOBILENETV1_ROWS, num_classes)
 
 
 def mobilenetv1_rnnpool(num_classes: int = 1000, hidden: int = 16, patch: int = 6,
                         downsampler: str = "rnnpool") -> MobileNetV1:
     """MobileNetV1-RNNPool (``downsampler="renet"``: MobileNetV1-ReNet) of Table 3."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_num_classes(num_classes)
     pool, channels = make_downsampler(downsampler, 32, hidden, patch)
     return MobileNetV1(_stem() + [pool], channels, MOBILENETV1_RNNPOOL_ROWS, num_classes)
 

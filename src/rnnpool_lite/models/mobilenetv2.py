@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..layer import RNNPool2d
-from .blocks import ConvBNAct, bottleneck_stages, make_divisible
+from .blocks import ConvBNAct, bottleneck_stages, check_num_classes, make_divisible
 from .downsample import DOWNSAMPLERS, downsampler as make_downsampler
 
 #: MobileNetV2 bottleneck rows [t, c, n, s] (Sandler et al., Table 2 there).
@@ -46,8 +46,7 @@ class MobileNetV2(nn.Module):
 
 
 def _check(num_classes: int, width_mult: float) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_num_classes(num_classes)
     if not width_mult > 0:
         raise ValueError(f"width_mult must be positive, got {width_mult!r}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..layer import RNNPool2d
-from .blocks import ConvBNAct
+from .blocks import ConvBNAct, repeat_rows
 
 #: ResNet18 stages [c, n, s] (He et al.).
 RESNET18_ROWS: list[tuple[int, int, int]] = [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]
@@ -41,11 +41,7 @@ class ResNet(nn.Module):
     def __init__(self, stem: list[nn.Module], rows: list[tuple[int, int, int]], in_channels: int,
                  num_classes: int) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
-        for c, n, s in rows:
-            for i in range(n):
-                blocks.append(BasicBlock(in_channels, c, s if i == 0 else 1))
-                in_channels = c
+        blocks, in_channels = repeat_rows(BasicBlock, in_channels, rows)
         self.features = nn.Sequential(*stem, *blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
