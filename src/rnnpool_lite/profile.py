@@ -51,7 +51,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram
+# re-exported: these lived here before bounds.py and stay importable from profile
+from .bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram  # noqa: F401
 from .layer import RNNPool2d
 
 #: Modules that run in place on their input (no new activation map under the convention).

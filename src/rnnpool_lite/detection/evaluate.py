@@ -23,7 +23,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor

@@ -1,8 +1,9 @@
 """Run a trained detector over a dataset and score it: the glue used by the face chapter."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -37,7 +38,7 @@ def evaluate_detector(model: nn.Module, dataset: Dataset, priors: Tensor, **kwar
 @torch.no_grad()
 def evaluate_subsets(model: nn.Module, subsets: dict[str, Dataset], priors: Tensor, image_size: int,
                      device: str | torch.device = "cpu", max_images: int | None = None,
-                     **detect_kwargs: Any) -> "pd.DataFrame":
+                     **detect_kwargs: Any) -> pd.DataFrame:
     """AP@0.5 per subset for datasets of any image size (WIDER FACE easy / medium / hard).
 
     Each image is resized to ``image_size`` x ``image_size`` (the size ``priors`` were made for),
@@ -45,7 +46,6 @@ def evaluate_subsets(model: nn.Module, subsets: dict[str, Dataset], priors: Tens
     that count) and optionally ``"ignore"`` (faces of other subsets: neither misses nor false
     positives), the format of :class:`rnnpool_lite.data.WiderFace`.
     """
-    import pandas as pd
     import torch.nn.functional as F
 
     model.eval().to(device)
