@@ -1,0 +1,272 @@
+"""What a chapter measured, the claims it checks, and how two machines' runs compare.
+
+Trained numbers differ between CPUs (PyTorch's kernels round differently per SIMD path), so the
+book never compares them as saved text. Instead a chapter
+
+* states each claim about a run-dependent number with :func:`claim` (an ``AssertionError`` that
+  names the claim and the measured values, so a machine where it fails says which one);
+* summarizes seeds with :func:`seed_summary` and decides an ordering with :func:`ordering`, which
+  calls it only where the means are separated by more than their spreads;
+* writes its "paper vs this book" numbers with :class:`ChapterResults` to
+  ``results/<chapter>.json``, together with its parameters, seeds, the torch version and the CPU
+  capability, so ``python -m rnnpool_lite.results compare A B`` can show what moved between two
+  machines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+RESULTS_DIR_ENV = "RNNPOOL_LITE_RESULTS"
+
+
+class ClaimFailed(AssertionError):
+    """A chapter's claim about a measured number did not hold on this machine."""
+
+
+def claim(holds: bool, statement: str, **measured: Any) -> None:
+    """Check one claim of a chapter; raise :class:`ClaimFailed` naming it when it does not hold.
+
+    ``statement`` is the sentence the chapter makes ("RNNPool-Face beats the LBP cascade at
+    AP@0.5"); ``measured`` are the numbers behind it, printed in the failure message.
+    """
+    if not isinstance(statement, str) or not statement:
+        raise TypeError("claim needs the statement it checks, as a non-empty string")
+    if not holds:
+        values = ", ".join(f"{k}={_short(v)}" for k, v in measured.items())
+        raise ClaimFailed(f"claim failed: {statement}" + (f" (measured: {values})" if values else ""))
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_short(v) for v in list(value)) + "]"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """Mean and spread (sample standard deviation, 0 for one seed) of a metric over seeds."""
+
+    mean: float
+    spread: float
+    n: int
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3g} ± {self.spread:.2g} (n={self.n})"
+
+
+def seed_stats(values: Iterable[float]) -> SeedStats:
+    """:class:`SeedStats` of one metric's values, one per seed."""
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size == 0:
+        raise ValueError("seed_stats needs at least one value")
+    spread = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return SeedStats(float(arr.mean()), spread, int(arr.size), float(arr.min()), float(arr.max()))
+
+
+def seed_summary(runs: pd.DataFrame, by: str | Sequence[str], metrics: str | Sequence[str]) -> pd.DataFrame:
+    """Mean, spread (sample std), min, max and n of ``metrics`` per group of ``by`` (one row per seed in ``runs``)."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    missing = [c for c in [*([by] if isinstance(by, str) else by), *metrics] if c not in runs.columns]
+    if missing:
+        raise KeyError(f"columns {missing} not in the runs table (has {list(runs.columns)})")
+    table = runs.groupby(by, sort=False)[metrics].agg(["mean", "std", "min", "max", "count"])
+    table = table.rename(columns={"std": "spread", "count": "n"}, level=1)
+    return table.fillna({(m, "spread"): 0.0 for m in metrics})
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Whether ``a`` beats ``b`` on a metric across seeds, and the sentence that says so."""
+
+    a: str
+    b: str
+    a_stats: SeedStats
+    b_stats: SeedStats
+    holds: bool        # a's mean - spread clears b's mean + spread
+    reversed: bool     # b's mean - spread clears a's mean + spread
+    sentence: str
+
+
+def ordering(a: str, a_values: Iterable[float], b: str, b_values: Iterable[float],
+             metric: str = "accuracy", higher_is_better: bool = True, fmt: str = "{:.3g}") -> Ordering:
+    """Compare two settings' per-seed values and write the sentence the chapter may print.
+
+    The ordering is stated only where it clears the noise: ``mean(a) - spread(a) > mean(b) +
+    spread(b)`` (spreads are sample standard deviations over seeds). Otherwise the sentence says
+    the difference is within the seed spread. For ``higher_is_better=False`` (RAM, loss) "beats"
+    means lower.
+    """
+    sa, sb = seed_stats(a_values), seed_stats(b_values)
+    sign = 1.0 if higher_is_better else -1.0
+    holds = sign * (sa.mean - sb.mean) > sa.spread + sb.spread
+    rev = sign * (sb.mean - sa.mean) > sa.spread + sb.spread
+    f = fmt.format
+    stats = f"{a} {f(sa.mean)} ± {f(sa.spread)}, {b} {f(sb.mean)} ± {f(sb.spread)} over {sa.n} and {sb.n} seeds"
+    if holds:
+        sentence = f"{a} beats {b} on {metric} ({stats}); the gap is larger than the seed spread."
+    elif rev:
+        sentence = f"{b} beats {a} on {metric} ({stats}); the gap is larger than the seed spread."
+    else:
+        sentence = f"{a} and {b} are within seed noise of each other on {metric} ({stats})."
+    return Ordering(a, b, sa, sb, bool(holds), bool(rev), sentence)
+
+
+def environment() -> dict[str, Any]:
+    """What decides a trained number's rounding on this machine: torch build, CPU capability, threads."""
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+    }
+
+
+@dataclass
+class ChapterResults:
+    """A chapter's "paper vs this book" rows, with what is needed to compare two machines' runs.
+
+    >>> r = ChapterResults("05_visual_wake_words", parameters={"epochs": 12}, seeds=[0, 1, 2])
+    >>> r.add("RAM ratio (base / RNNPool)", paper=8.0, ours=6.7, unit="x")
+    """
+
+    chapter: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=environment)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def add(self, quantity: str, paper: Any, ours: Any, unit: str = "", spread: float | None = None,
+            note: str = "") -> None:
+        """One row: the paper's figure (``None`` where it has none), ours, and ours' seed spread."""
+        if any(r["quantity"] == quantity for r in self.rows):
+            raise ValueError(f"{self.chapter}: quantity {quantity!r} added twice")
+        self.rows.append({"quantity": quantity, "paper": _plain(paper), "ours": _plain(ours),
+                          "spread": _plain(spread), "unit": unit, "note": note})
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a table (quantity as index)."""
+        columns = ["quantity", "paper", "ours", "spread", "unit", "note"]
+        return pd.DataFrame(self.rows, columns=columns).set_index("quantity")
+
+    def save(self, directory: str | Path | None = None) -> Path:
+        """Write ``<directory>/<chapter>.json`` (default: ``$RNNPOOL_LITE_RESULTS`` or ``results``)."""
+        directory = Path(directory or os.environ.get(RESULTS_DIR_ENV, "results"))
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.chapter}.json"
+        path.write_text(json.dumps(asdict(self), indent=1, default=_plain) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ChapterResults":
+        """Read a file written by :meth:`save`."""
+        data = json.loads(Path(path).read_text())
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown or "chapter" not in data:
+            raise ValueError(f"{path} is not a chapter results file (keys {sorted(data)})")
+        return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def load_all(directory: str | Path) -> dict[str, ChapterResults]:
+    """Every ``*.json`` results file in ``directory``, by chapter name (empty if there is none)."""
+    return {p.stem: ChapterResults.load(p) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def compare(a: str | Path, b: str | Path, rtol: float = 0.0) -> pd.DataFrame:
+    """Rows whose ``ours`` differs between two results files or folders (relative tolerance ``rtol``).
+
+    Also lists the parameters and environment entries that differ, as rows with quantity
+    ``parameter:<name>`` / ``environment:<name>``, so the cause of a difference is next to it.
+    """
+    runs_a, runs_b = _runs(Path(a)), _runs(Path(b))
+    out = []
+    for chapter in sorted(set(runs_a) | set(runs_b)):
+        ra, rb = runs_a.get(chapter), runs_b.get(chapter)
+        if ra is None or rb is None:
+            out.append({"chapter": chapter, "quantity": "(chapter)", "a": ra is not None, "b": rb is not None})
+            continue
+        for kind, da, db in (("parameter", ra.parameters, rb.parameters),
+                             ("environment", ra.environment, rb.environment)):
+            for key in sorted(set(da) | set(db)):
+                if da.get(key) != db.get(key):
+                    out.append({"chapter": chapter, "quantity": f"{kind}:{key}", "a": da.get(key), "b": db.get(key)})
+        rows_a = {r["quantity"]: r["ours"] for r in ra.rows}
+        rows_b = {r["quantity"]: r["ours"] for r in rb.rows}
+        for quantity in list(rows_a) + [q for q in rows_b if q not in rows_a]:
+            va, vb = rows_a.get(quantity), rows_b.get(quantity)
+            if not _same(va, vb, rtol):
+                out.append({"chapter": chapter, "quantity": quantity, "a": va, "b": vb})
+    return pd.DataFrame(out, columns=["chapter", "quantity", "a", "b"])
+
+
+def _runs(path: Path) -> dict[str, ChapterResults]:
+    if path.is_dir():
+        return load_all(path)
+    if path.is_file():
+        run = ChapterResults.load(path)
+        return {run.chapter: run}
+    raise FileNotFoundError(f"no results file or folder at {path}")
+
+
+def _same(a: Any, b: Any, rtol: float) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) or a == b
+    return a == b
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.results",
+                                     description="Compare two machines' chapter results.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp = sub.add_parser("compare", help="print the numbers, parameters and environment that differ")
+    cmp.add_argument("a", type=Path, help="a results/<chapter>.json file or a results/ folder")
+    cmp.add_argument("b", type=Path)
+    cmp.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        table = compare(args.a, args.b, args.rtol)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print("no differences")
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 160, "display.max_colwidth", 60):
+            print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

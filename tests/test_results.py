@@ -1,0 +1,68 @@
+"""results: claims name themselves, orderings need separated seeds, files round-trip and compare."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from hypothesis import given, strategies as st
+
+from rnnpool_lite import results
+from rnnpool_lite.results import ChapterResults, ClaimFailed, claim, compare, ordering, seed_stats, seed_summary
+
+
+def test_claim_names_statement_and_values() -> None:
+    claim(True, "always fine")
+    with pytest.raises(ClaimFailed, match=r"claim failed: RNNPool beats the cascade \(measured: ap=0.5, cascade=0.7\)"):
+        claim(False, "RNNPool beats the cascade", ap=0.5, cascade=0.7)
+    with pytest.raises(TypeError):
+        claim(True, "")
+
+
+def test_ordering_needs_separation() -> None:
+    clear = ordering("A", [0.90, 0.91, 0.92], "B", [0.80, 0.81, 0.79])
+    assert clear.holds and not clear.reversed and "A beats B" in clear.sentence
+    noisy = ordering("A", [0.90, 0.80, 0.85], "B", [0.84, 0.86, 0.82])
+    assert not noisy.holds and not noisy.reversed and "within seed noise" in noisy.sentence
+    lower = ordering("A", [10, 11, 10.5], "B", [20, 21, 19], metric="RAM", higher_is_better=False)
+    assert lower.holds
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=8))
+def test_seed_stats_bounds(values: list[float]) -> None:
+    s = seed_stats(values)
+    assert s.low <= s.mean + 1e-6 * max(1, abs(s.mean)) and s.mean <= s.high + 1e-6 * max(1, abs(s.mean))
+    assert s.spread >= 0 and s.n == len(values)
+    assert (s.spread == 0) if len(values) == 1 else True
+
+
+def test_seed_summary_and_missing_column() -> None:
+    runs = pd.DataFrame({"model": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "acc": [1.0, 3.0, 2.0, 2.0]})
+    table = seed_summary(runs, "model", "acc")
+    assert table.loc["a", ("acc", "mean")] == 2.0 and table.loc["b", ("acc", "spread")] == 0.0
+    with pytest.raises(KeyError, match="nope"):
+        seed_summary(runs, "model", "nope")
+
+
+def test_save_load_compare(tmp_path, capsys) -> None:
+    a = ChapterResults("05_vww", parameters={"epochs": 2}, seeds=[0, 1, 2])
+    a.add("accuracy", paper=90.2, ours=88.0, unit="%", spread=1.5)
+    a.add("RAM ratio", paper=8.0, ours=6.7)
+    with pytest.raises(ValueError, match="twice"):
+        a.add("accuracy", paper=1, ours=1)
+    pa = a.save(tmp_path / "a")
+    assert json.loads(pa.read_text())["environment"]["torch"]
+    b = ChapterResults.load(pa)
+    b.rows[0]["ours"] = 82.5
+    b.environment["cpu_capability"] = "DEFAULT"
+    b.save(tmp_path / "b")
+    diff = compare(tmp_path / "a", tmp_path / "b")
+    assert set(diff["quantity"]) == {"accuracy", "environment:cpu_capability"}
+    assert compare(pa, pa).empty
+    assert compare(tmp_path / "a", tmp_path / "b", rtol=0.1)["quantity"].tolist() == ["environment:cpu_capability"]
+    assert results.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "82.5" in capsys.readouterr().out
+    assert results.main(["compare", str(tmp_path / "nothing"), str(pa)]) == 2
+    (tmp_path / "bad.json").write_text('{"x": 1}')
+    with pytest.raises(ValueError, match="not a chapter results file"):
+        ChapterResults.load(tmp_path / "bad.json")
