@@ -24,6 +24,7 @@ def test_checks_pass_good_values(tmp_path) -> None:
     assert params.existing_dir("data_root", None) is None
     assert params.existing_dir("data_root", str(tmp_path)) == tmp_path
     assert params.device("device", "cpu") == "cpu"
+    assert params.device("device", None) is None
 
 
 @pytest.mark.parametrize("call, name", [

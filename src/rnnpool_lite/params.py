@@ -80,10 +80,12 @@ def existing_dir(name: str, value: Any, optional: bool = True) -> Path | None:
     return Path(value).expanduser()
 
 
-def device(name: str, value: Any) -> str:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``, and available on this machine."""
+def device(name: str, value: Any) -> str | None:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``, available on this machine; ``None`` (pick one) passes."""
     import torch
 
+    if value is None:
+        return None
     if not isinstance(value, str):
         _fail(name, value, 'a device name such as "cpu" or "cuda"')
     try:
