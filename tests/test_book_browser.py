@@ -6,7 +6,8 @@ page in Chromium through Playwright. A page passes when it raises no JavaScript 
 console error, requests nothing outside localhost (the HTML must work offline: MathJax ships in
 ``_static``), shows every image, has every formula typeset by MathJax (no raw ``\\(`` left in
 the text) and links only to pages and anchors that exist. The search page must find "RNNPool".
-A screenshot of every page goes to ``_build/screenshots/`` for a human look.
+Exercise solutions must be folded dropdowns. A screenshot of every page goes to
+``_build/screenshots/`` for a human look.
 
 Chromium comes from the system (Debian's ``chromium`` package, ``/usr/bin/chromium``):
 ``playwright install`` downloads browsers from the network, which this project does not rely on.
@@ -79,6 +80,10 @@ async () => {
     text: texts.join(' '),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
     ids: Array.from(document.querySelectorAll('[id]')).map(el => el.id),
+    exercises: document.querySelectorAll('.exercise').length,
+    solutions: Array.from(document.querySelectorAll('.solution')).map(el => ({
+        id: el.id, button: el.querySelector('.toggle-button') !== null,
+        hidden: el.classList.contains('toggle-hidden')})),
   };
 }
 """
@@ -243,6 +248,15 @@ def test_every_internal_link_resolves(book, crawl):
 
 def test_search_finds_rnnpool(crawl):
     assert crawl["search_hits"], "the search page found nothing for 'RNNPool'"
+
+
+def test_exercise_solutions_are_folded(crawl):
+    """sphinx-exercise + sphinx-togglebutton: each solution is a dropdown, closed until clicked."""
+    open_ = {page: [s["id"] for s in r["solutions"] if not (s["button"] and s["hidden"])]
+             for page, r in crawl["pages"].items()}
+    open_ = {k: v for k, v in open_.items() if v}
+    assert not open_, f"solutions shown unfolded (missing `:class: dropdown`?): {open_}"
+    assert any(r["exercises"] for r in crawl["pages"].values()), "no exercise rendered in the book"
 
 
 def test_screenshots_written(crawl):
