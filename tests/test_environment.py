@@ -29,6 +29,8 @@ def test_environment_matches_pyproject() -> None:
         if isinstance(dep, str) and not dep.startswith(("python=", "pip")):
             name, spec = _split(dep)
             listed[name] = spec.split("=cpu")[0]  # the build string is conda-only
+        elif isinstance(dep, dict):  # the pip: section, for what conda-forge does not package
+            listed.update(_split(r) for r in dep.get("pip", []) if not r.startswith("-e"))
     assert listed == wanted
 
 

@@ -1,0 +1,43 @@
+"""Chapters 1, 2, 6 and the summary page stop in their first cells on a bad parameter.
+
+A reader who reruns a chapter with papermill and a wrong value must get one message that names the
+parameter, from the cell right after ``parameters``, not a traceback from deep inside the chapter.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import papermill as pm
+import pytest
+
+import rnnpool_lite
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+CASES = [
+    ("01_rnnpool_operator", {"image_size": 0}, "parameter image_size=0"),
+    ("01_rnnpool_operator", {"image_name": "nosuchimage"}, "parameter image_name='nosuchimage'"),
+    ("02_memory_and_compute", {"model": "mobilenetv9"}, "parameter model='mobilenetv9'"),
+    ("06_int8_cortex_m4", {"resolution": [0, 640]}, "parameter resolution=[0, 640]"),
+    ("99_summary", {"results_dir": ""}, "parameter results_dir=''"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.mark.parametrize("chapter, parameters, message", CASES, ids=[f"{c}-{next(iter(p))}" for c, p, _ in CASES])
+def test_bad_parameter_stops_the_chapter_at_once(tmp_path: Path, chapter: str, parameters: dict, message: str) -> None:
+    with pytest.raises(pm.PapermillExecutionError) as error:
+        pm.execute_notebook(str(NOTEBOOKS / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"),
+                            cwd=str(NOTEBOOKS), progress_bar=False,
+                            parameters={**parameters, "results_dir": str(tmp_path)} if "results_dir" not in parameters
+                            else parameters)
+    assert error.value.ename == "ParameterError", error.value.evalue
+    assert error.value.evalue.startswith(message), error.value.evalue
+    # markdown title, parameters, papermill's injected parameters, then the check
+    assert error.value.cell_index <= 3, f"stopped only in cell {error.value.cell_index}"
