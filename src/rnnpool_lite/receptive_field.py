@@ -210,7 +210,7 @@ def effective_receptive_field(module: nn.Module, images: Tensor, unit: str | tup
     W'//2)``) or ``(i, j)``; ``channels`` picks the output channels whose sum is differentiated (all by
     default; e.g. one sweep of RNNPool, see :func:`sweep_channels`). Absolute values are taken per
     image before averaging, so gradients of opposite sign in different images do not cancel.
-    Returns an ``(H, W)`` float tensor on the CPU.
+    The images are moved to the module's device. Returns an ``(H, W)`` float tensor on the CPU.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -221,12 +221,14 @@ def effective_receptive_field(module: nn.Module, images: Tensor, unit: str | tup
         raise ValueError("images must hold at least one image")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    param = next(iter(module.parameters()), None)
+    device = param.device if param is not None else images.device
     was_training = module.training
     module.eval()
     total = torch.zeros(images.shape[2:], dtype=torch.float64)
     try:
         for chunk in images.split(batch_size):
-            x = chunk.detach().clone().requires_grad_(True)
+            x = chunk.detach().to(device, copy=True).requires_grad_(True)
             y = module(x)
             if y.dim() != 4:
                 raise ValueError(f"module output must be an (N, K, H, W) map, got shape {tuple(y.shape)}")
