@@ -74,3 +74,21 @@ def test_face_chapter_runs_with_a_paper_detector(tmp_path: Path) -> None:
     assert "this book: RNNPool-Face (Quant), scene set" in text
     assert "LBP cascade (scikit-image)" in text
     assert read_records(out) == {}  # chapters report through tables, not sweep records
+
+
+def test_receptive_field_chapter_stops_on_a_bad_model_name(tmp_path: Path) -> None:
+    with pytest.raises(pm.PapermillExecutionError, match=r"parameter models=\['RNNPool', 'ResNet'\]"):
+        pm.execute_notebook(str(NOTEBOOKS / "09_receptive_fields.ipynb"), str(tmp_path / "09.ipynb"),
+                            cwd=str(NOTEBOOKS), progress_bar=False, parameters=dict(models=["RNNPool", "ResNet"]))
+
+
+def test_receptive_field_chapter_runs_deeper_on_noise(tmp_path: Path) -> None:
+    """Layer 16, noise images, no MobileNetV2 (its claims are skipped), one epoch on 16 images."""
+    out = tmp_path / "09.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "09_receptive_fields.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                        progress_bar=False, parameters=dict(
+                            models=["RNNPool", "average pooling"], layer=16, image_set="noise", n_images=4,
+                            train_images=16, epochs=1, batch_size=8, results_dir=str(tmp_path)))
+    text = _text_outputs(out)
+    assert "4 noise images of 64x64" in text and "TRF at stride 16: RNNPool" in text
+    assert (tmp_path / "09_receptive_fields.json").is_file()
