@@ -166,6 +166,22 @@ def _check_exportable(qmodel: QuantizedModel, shapes: dict[str, Shape], results:
             raise UnsupportedError(f"{where}: a detection head's outputs must be model outputs")
 
 
+def _check_input_channels(qmodel: QuantizedModel, shape: Shape) -> None:
+    for op in qmodel.ops:
+        if qmodel.input_name not in op.inputs:
+            continue
+        conv = op.loc if isinstance(op, HeadOp) else op
+        if isinstance(conv, ConvOp):
+            want = conv.w.shape[1] * conv.groups
+        elif isinstance(op, RNNPoolOp):
+            want = op.pool.rnn1.w.shape[1]
+        else:
+            continue
+        if shape[1] != want:
+            raise ValueError(f"the input has {shape[1]} channels; the model's first layer {op.module or op.name!r} "
+                             f"expects {want} channels")
+
+
 def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int, ...], schedule: str = "patch", *,
              count_input: bool = False, smlad: bool = False) -> CProject:
     """Write the C project for ``qmodel`` on one input of ``input_size`` ``(C, H, W)`` / ``(1, C, H, W)``.
@@ -184,6 +200,7 @@ def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int,
     if len(shape) != 4 or shape[0] != 1 or not all(isinstance(v, int) and v > 0 for v in shape):
         raise ValueError(f"input_size must be (C, H, W) or (1, C, H, W) of positive ints (one frame), got {input_size!r}")
     ops = qmodel.ops
+    _check_input_channels(qmodel, shape)
     shapes = infer_shapes(ops, qmodel.input_name, shape)
     out_names = qmodel.output_tensors
     outputs = set(out_names)

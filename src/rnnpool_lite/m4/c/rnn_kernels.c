@@ -2,39 +2,6 @@
  * function it mirrors; the arithmetic is the same operation for operation. */
 #include "rnn_kernels.h"
 
-#define RNN_INT32_MAX 2147483647
-#define RNN_INT32_MIN (-RNN_INT32_MAX - 1)
-
-static inline int32_t sat(int64_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : (int32_t)v); }
-
-/* fixed_point.saturating_rounding_doubling_high_mul (gemmlowp): (a b + nudge) / 2^31, truncated. */
-int32_t rnn_srdhm(int32_t a, int32_t b) {
-    if (a == RNN_INT32_MIN && b == RNN_INT32_MIN) return RNN_INT32_MAX;
-    int64_t ab = (int64_t)a * b;
-    ab += ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)(ab >= 0 ? ab >> 31 : (ab + 0x7FFFFFFF) >> 31);
-}
-
-/* fixed_point.rounding_divide_by_pot: x / 2^exponent rounded half away from zero. */
-int32_t rnn_rounding_divide_by_pot(int32_t x, int32_t exponent) {
-    const int32_t mask = (int32_t)((1u << exponent) - 1u);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0);
-    return (x >> exponent) + (remainder > threshold);
-}
-
-/* fixed_point.multiply_by_quantized_multiplier: saturating left shift, high mul, rounding right shift. */
-int32_t rnn_mbqm(int64_t x, int32_t mult, int32_t shift) {
-    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    const int32_t shifted = sat(x * ((int64_t)1 << left), RNN_INT32_MIN, RNN_INT32_MAX);
-    return rnn_rounding_divide_by_pot(rnn_srdhm(shifted, mult), right);
-}
-
-/* kernels.requantize_acc: clamp(mbqm(acc) + zp, lo, hi). */
-int8_t rnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
-    return (int8_t)sat((int64_t)rnn_mbqm(acc, mult, shift) + zp, lo, hi);
-}
-
 /* kernels.conv2d on a window: regular or depthwise, zero-point padding by bounds checks. */
 void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *out) {
     const int32_t cin = in->c, cout = p->out_c, mult = p->depthwise ? cout / cin : 1;
@@ -142,13 +109,13 @@ void rnn_add(const int8_t *a, const int8_t *b, int8_t *out, int32_t n, const int
     for (int32_t i = 0; i < n; i++) {
         const int32_t sa = rnn_mbqm((int64_t)(a[i] - q[0]) << 20, q[2], q[3]);
         const int32_t sb = rnn_mbqm((int64_t)(b[i] - q[1]) << 20, q[4], q[5]);
-        out[i] = (int8_t)sat((int64_t)rnn_mbqm((int64_t)sa + sb, q[6], q[7]) + q[8], q[9], q[10]);
+        out[i] = (int8_t)rnn_sat((int64_t)rnn_mbqm((int64_t)sa + sb, q[6], q[7]) + q[8], q[9], q[10]);
     }
 }
 
 /* kernels.clamp */
 void rnn_clamp(const int8_t *in, int8_t *out, int32_t n, int32_t lo, int32_t hi) {
-    for (int32_t i = 0; i < n; i++) out[i] = (int8_t)sat(in[i], lo, hi);
+    for (int32_t i = 0; i < n; i++) out[i] = (int8_t)rnn_sat(in[i], lo, hi);
 }
 
 /* kernels.avg_pool_global: sum(x - zp) / count rounded half away from zero, plus zp. */
@@ -157,7 +124,7 @@ void rnn_avg_pool_global(const int8_t *in, int8_t *out, int32_t pixels, int32_t 
         int32_t acc = 0;
         for (int32_t i = 0; i < pixels; i++) acc += in[i * c + ch] - zp;
         const int32_t q = acc >= 0 ? (acc + pixels / 2) / pixels : -((-acc + pixels / 2) / pixels);
-        out[ch] = (int8_t)sat((int64_t)q + zp, -128, 127);
+        out[ch] = (int8_t)rnn_sat((int64_t)q + zp, -128, 127);
     }
 }
 
@@ -247,12 +214,12 @@ static void fastgrnn_step(const rnn_fastgrnn *g, const int8_t *x8, const int16_t
             for (int32_t j = 0; j < in; j++) acc += w[j] * x16[j];
         }
         const int64_t v = (int64_t)rnn_mbqm(acc, g->w_mult[i], g->w_shift[i]) + pre[i];
-        const int32_t z_pre = sat(v + g->bias_gate[i], -32768, 32767);
-        const int32_t c = sat(v + g->bias_update[i], -32768, 32767); /* quantTanh */
+        const int32_t z_pre = rnn_sat(v + g->bias_gate[i], -32768, 32767);
+        const int32_t c = rnn_sat(v + g->bias_update[i], -32768, 32767); /* quantTanh */
         const int32_t z = (z_pre + 32768 + 1) >> 1;                  /* quantSigmoid, Q15 */
         const int64_t coef = rrs((int64_t)g->zeta * (32768 - z), 15) + g->nu;
         const int64_t next = rrs(coef * c, 15 + g->state_bits) + rrs((int64_t)z * h[i], 15);
-        h[i] = (int16_t)sat(next, -32768, 32767);
+        h[i] = (int16_t)rnn_sat(next, -32768, 32767);
     }
 }
 

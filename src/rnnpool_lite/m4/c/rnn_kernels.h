@@ -38,11 +38,40 @@ typedef struct {
     int32_t in_zp, out_zp, act_min, act_max;
 } rnn_conv_params;
 
-/* --- fixed point (m4.fixed_point) --- */
-int32_t rnn_srdhm(int32_t a, int32_t b);
-int32_t rnn_rounding_divide_by_pot(int32_t x, int32_t exponent);
-int32_t rnn_mbqm(int64_t x, int32_t mult, int32_t shift);
-int8_t rnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi);
+/* --- fixed point (m4.fixed_point), inline: they run once per output value --- */
+#define RNN_INT32_MAX 2147483647
+#define RNN_INT32_MIN (-RNN_INT32_MAX - 1)
+
+static inline int32_t rnn_sat(int64_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : (int32_t)v); }
+
+/* fixed_point.saturating_rounding_doubling_high_mul (gemmlowp): (a b + nudge) / 2^31, truncated. */
+static inline int32_t rnn_srdhm(int32_t a, int32_t b) {
+    if (a == RNN_INT32_MIN && b == RNN_INT32_MIN) return RNN_INT32_MAX;
+    int64_t ab = (int64_t)a * b;
+    ab += ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)(ab >= 0 ? ab >> 31 : (ab + 0x7FFFFFFF) >> 31);
+}
+
+/* fixed_point.rounding_divide_by_pot: x / 2^exponent rounded half away from zero. */
+static inline int32_t rnn_rounding_divide_by_pot(int32_t x, int32_t exponent) {
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> exponent) + (remainder > threshold);
+}
+
+/* fixed_point.multiply_by_quantized_multiplier: saturating left shift, high mul, rounding right shift. */
+static inline int32_t rnn_mbqm(int64_t x, int32_t mult, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t shifted = rnn_sat(x * ((int64_t)1 << left), RNN_INT32_MIN, RNN_INT32_MAX);
+    return rnn_rounding_divide_by_pot(rnn_srdhm(shifted, mult), right);
+}
+
+/* kernels.requantize_acc: clamp(mbqm(acc) + zp, lo, hi). */
+static inline int8_t rnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+    return (int8_t)rnn_sat((int64_t)rnn_mbqm(acc, mult, shift) + zp, lo, hi);
+}
+
 
 /* --- kernels (m4.kernels) --- */
 void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *out);
