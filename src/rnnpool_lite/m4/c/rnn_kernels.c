@@ -18,18 +18,23 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
             const int32_t ky0 = iy0 < 0 ? -iy0 : 0, kx0 = ix0 < 0 ? -ix0 : 0;
             const int32_t ky1 = iy0 + p->kh > in->map_h ? in->map_h - iy0 : p->kh;
             const int32_t kx1 = ix0 + p->kw > in->map_w ? in->map_w - ix0 : p->kw;
+            const int8_t *origin = in->data + ((iy0 - in->row0) * in->w + (ix0 - in->col0)) * cin;
             for (int32_t o = 0; o < cout; o++) {
                 int32_t acc = p->bias[o];
-                for (int32_t ky = ky0; ky < ky1; ky++) {
-                    const int8_t *row = in->data + ((iy0 + ky - in->row0) * in->w - in->col0) * cin;
-                    for (int32_t kx = kx0; kx < kx1; kx++) {
-                        const int8_t *px = row + (ix0 + kx) * cin;
-                        if (p->depthwise) {
-                            acc += p->w[(ky * p->kw + kx) * cout + o] * (px[o / mult] - p->in_zp);
-                        } else {
-                            const int8_t *w = p->w + ((o * p->kh + ky) * p->kw + kx) * cin;
-                            for (int32_t c = 0; c < cin; c++) acc += w[c] * (px[c] - p->in_zp);
-                        }
+                if (p->depthwise) {
+                    const int32_t ci = o / mult;
+                    for (int32_t ky = ky0; ky < ky1; ky++) {
+                        const int8_t *row = origin + ky * in->w * cin;
+                        const int8_t *w = p->w + ky * p->kw * cout + o;
+                        for (int32_t kx = kx0; kx < kx1; kx++) acc += w[kx * cout] * (row[kx * cin + ci] - p->in_zp);
+                    }
+                } else {
+                    /* the valid taps of one kernel row are contiguous in HWC input and [o][ky][kx][c] weights */
+                    const int32_t n = (kx1 - kx0) * cin;
+                    for (int32_t ky = ky0; ky < ky1; ky++) {
+                        const int8_t *row = origin + (ky * in->w + kx0) * cin;
+                        const int8_t *w = p->w + ((o * p->kh + ky) * p->kw + kx0) * cin;
+                        for (int32_t i = 0; i < n; i++) acc += w[i] * (row[i] - p->in_zp);
                     }
                 }
                 dst[o] = rnn_requant(acc, p->mult[o], p->shift[o], p->out_zp, p->act_min, p->act_max);
@@ -200,7 +205,22 @@ static void fastgrnn_step(const rnn_fastgrnn *g, const int8_t *x8, const int16_t
         int32_t acc = 0;
         if (!first) {
             const int8_t *u = g->u + i * hid;
-            for (int32_t j = 0; j < hid; j++) acc += u[j] * h[j];
+            int32_t j = 0;
+#if defined(RNN_USE_SMLAD)
+            for (; j + 4 <= hid; j += 4) { /* two SMLADs: (u0 h0 + u2 h2) and (u1 h1 + u3 h3) */
+                uint32_t uw, h01, h23, u02, u13, h02, h13;
+                __builtin_memcpy(&uw, u + j, 4);
+                __builtin_memcpy(&h01, h + j, 4);
+                __builtin_memcpy(&h23, h + j + 2, 4);
+                __asm__("sxtb16 %0, %1" : "=r"(u02) : "r"(uw));
+                __asm__("sxtb16 %0, %1, ror #8" : "=r"(u13) : "r"(uw));
+                __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(h02) : "r"(h01), "r"(h23));
+                __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(h13) : "r"(h23), "r"(h01));
+                __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(u02), "r"(h02));
+                __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(u13), "r"(h13));
+            }
+#endif
+            for (; j < hid; j++) acc += u[j] * h[j];
             acc = rnn_mbqm(acc, g->u_mult[i], g->u_shift[i]);
         }
         pre[i] = acc;
