@@ -20,7 +20,7 @@ from rnnpool_lite.m4.toolchain import (ARM_CFLAGS, DEBIAN_PACKAGES, QEMU_ARGS, R
 from rnnpool_lite.m4.export import export_c, write_input
 from rnnpool_lite.models import rnnpool_face
 
-from test_m4_export import _same, stem_model, stems
+from test_m4_export import _same, stem_model
 from test_m4_quantize import _randomize
 
 pytestmark = pytest.mark.skipif(not m4_toolchain_available(),
@@ -88,9 +88,14 @@ def test_face_m4_320x240_frame_in_ram(tmp_path):
     assert run.flash_bytes < 2 * 1024 * 1024 and run.sections[".frame"] == 0
 
 
-def test_face_quant_vga_streamed_from_flash(tmp_path):
+@pytest.fixture(scope="module")
+def face_quant():
     torch.manual_seed(0)
-    qm = quantize(_randomize(rnnpool_face("Quant"), 1), torch.rand(2, 3, 72, 96))
+    return quantize(_randomize(rnnpool_face("Quant"), 1), torch.rand(2, 3, 72, 96))
+
+
+def test_face_quant_vga_streamed_from_flash(face_quant, tmp_path):
+    qm = face_quant
     x = torch.rand(1, 3, 480, 640)
     out, run = run_on_m4(qm, x, target="qemu", work_dir=tmp_path)
     assert _same(out, qm.run_int8(x))
@@ -100,10 +105,8 @@ def test_face_quant_vga_streamed_from_flash(tmp_path):
     assert run.sections[".frame"] == 3 * 480 * 640  # the frame is in flash, not RAM
 
 
-def test_a_model_that_does_not_fit_fails_to_link_clearly(tmp_path):
-    torch.manual_seed(0)
-    qm = quantize(_randomize(rnnpool_face("Quant"), 1), torch.rand(2, 3, 72, 96))
-    project = export_c(qm, tmp_path, (3, 480, 640), count_input=True)  # a 900 KB frame in SRAM
+def test_a_model_that_does_not_fit_fails_to_link_clearly(face_quant, tmp_path):
+    project = export_c(face_quant, tmp_path, (3, 480, 640), count_input=True)  # a 900 KB frame in SRAM
     write_input(project, np.zeros((1, 3, 480, 640), dtype=np.int8))
     with pytest.raises(RamOverflow, match="256 KB SRAM"):
         build_m4(tmp_path)

@@ -21,7 +21,6 @@ through a ring buffer. Maps are HWC in C (NCHW in numpy); outputs go back as rec
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -462,7 +461,7 @@ class _Gen:
         name = _ident(f"{block}_mb")
         self.w.params.append(
             f"static const rnn_mbconv_params {name} = {{{'&' + ep if expand is not None else '0'}, &{dp}, &{pp}, "
-            f"{addp}, {x_first}, {ih}, {iw}, {ic}, {mid}, {oh}, {ow}, 0}};\n")
+            f"{addp}, {x_first}, {ih}, {iw}, {ic}, {mid}, {oh}, {ow}}};\n")
         ring = f"{expand.outputs[0]} (ring, {dw.w.shape[2]} rows)" if expand is not None else None
         row = f"{dw.outputs[0]} (1 row)"
         out = group[-1].outputs[0]

@@ -92,7 +92,7 @@ typedef struct {
     const rnn_conv_params *dw, *project;
     const int32_t *add;             /* NULL or the 11 add parameters (rnn_add) */
     int32_t add_x_first;            /* 1: the add's first input is the block input */
-    int32_t in_h, in_w, in_c, mid_c, out_h, out_w, pad_bottom_unused;
+    int32_t in_h, in_w, in_c, mid_c, out_h, out_w;
 } rnn_mbconv_params;
 void rnn_mbconv_rows(const rnn_mbconv_params *p, const int8_t *x, int8_t *ring, int8_t *dw_row, int8_t *out);
 
