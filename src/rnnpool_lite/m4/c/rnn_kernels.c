@@ -221,7 +221,7 @@ static void fastgrnn_step(const rnn_fastgrnn *g, const int8_t *x8, const int16_t
             }
 #endif
             for (; j < hid; j++) acc += u[j] * h[j];
-            acc = rnn_mbqm(acc, g->u_mult[i], g->u_shift[i]);
+            acc = rnn_mbqm32(acc, g->u_mult[i], g->u_shift[i]);
         }
         pre[i] = acc;
     }
@@ -233,12 +233,13 @@ static void fastgrnn_step(const rnn_fastgrnn *g, const int8_t *x8, const int16_t
         } else if (x16 != 0) {
             for (int32_t j = 0; j < in; j++) acc += w[j] * x16[j];
         }
-        const int64_t v = (int64_t)rnn_mbqm(acc, g->w_mult[i], g->w_shift[i]) + pre[i];
+        const int64_t v = (int64_t)rnn_mbqm32(acc, g->w_mult[i], g->w_shift[i]) + pre[i];
         const int32_t z_pre = rnn_sat(v + g->bias_gate[i], -32768, 32767);
         const int32_t c = rnn_sat(v + g->bias_update[i], -32768, 32767); /* quantTanh */
         const int32_t z = (z_pre + 32768 + 1) >> 1;                  /* quantSigmoid, Q15 */
         const int64_t coef = rrs((int64_t)g->zeta * (32768 - z), 15) + g->nu;
-        const int64_t next = rrs(coef * c, 15 + g->state_bits) + rrs((int64_t)z * h[i], 15);
+        const int32_t zh = z * h[i]; /* |z h| < 2^30: int32 */
+        const int64_t next = rrs(coef * c, 15 + g->state_bits) + ((zh + (1 << 14)) >> 15);
         h[i] = (int16_t)rnn_sat(next, -32768, 32767);
     }
 }

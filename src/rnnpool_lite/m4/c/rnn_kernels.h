@@ -67,9 +67,15 @@ static inline int32_t rnn_mbqm(int64_t x, int32_t mult, int32_t shift) {
     return rnn_rounding_divide_by_pot(rnn_srdhm(shifted, mult), right);
 }
 
+/* rnn_mbqm for an int32 x (the accumulators): the same value, no 64-bit shift when shift <= 0. */
+static inline int32_t rnn_mbqm32(int32_t x, int32_t mult, int32_t shift) {
+    if (shift > 0) return rnn_mbqm(x, mult, shift);
+    return rnn_rounding_divide_by_pot(rnn_srdhm(x, mult), -shift);
+}
+
 /* kernels.requantize_acc: clamp(mbqm(acc) + zp, lo, hi). */
 static inline int8_t rnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
-    return (int8_t)rnn_sat((int64_t)rnn_mbqm(acc, mult, shift) + zp, lo, hi);
+    return (int8_t)rnn_sat((int64_t)rnn_mbqm32(acc, mult, shift) + zp, lo, hi);
 }
 
 
