@@ -80,7 +80,7 @@ def test_conv_and_linear_madds_match_torchinfo():
 def test_layers_table_columns_and_sums(mbv2):
     table = mbv2.layers
     assert list(table.columns) == ["layer", "type", "rule", "input_shape", "output_shape", "params",
-                                   "madds", "input_bytes", "output_bytes", "ram_bytes"]
+                                   "madds", "input_bytes", "output_bytes", "frame_bytes", "ram_bytes"]
     assert table["madds"].sum() == mbv2.madds
     assert table["params"].sum() == mbv2.params
     assert table["input_bytes"].iloc[0] == 0  # the image streams in
@@ -128,3 +128,18 @@ def test_every_large_difference_has_a_note():
     table = _compare([{"table": 1, "model": "RNNPool-Face-A", "quantity": "params_M", "paper": 0.06, "ours": 0.118},
                       {"table": 1, "model": "MobileNetV2", "quantity": "params_M", "paper": 2.2, "ours": 2.237}])
     assert table["note"].iloc[0].startswith("the t2 c128") and table["note"].iloc[1] == ""
+
+
+def test_count_input_keeps_the_frame_in_every_step():
+    from rnnpool_lite.models import rnnpool_face
+
+    model = rnnpool_face("M4")
+    streamed = profile(model, (1, 240, 320), 1)
+    stored = profile(model, (1, 240, 320), 1, count_input=True)
+    assert stored.count_input and not streamed.count_input
+    assert (stored.layers.frame_bytes == 320 * 240).all() and (streamed.layers.frame_bytes == 0).all()
+    # the paper's 188 KB: the 75 KB frame + the 40x30 (64 + 32 channel) MBConv input and output
+    assert streamed.peak_ram_bytes == 40 * 30 * (64 + 32)
+    assert stored.peak_ram_bytes == 320 * 240 + 40 * 30 * (64 + 32) == 187.5 * 1024
+    with pytest.raises(TypeError, match="count_input"):
+        profile(model, (1, 240, 320), 1, count_input=1)

@@ -31,7 +31,9 @@ one after another and the RAM of a step is what must be live then; the peak is t
   layer outside such blocks (conv, linear: input + output; local pooling: max(input, output),
   it can overwrite its input row by row; RNNPool: input + output).
 * The input image streams in from the sensor and is not counted (the paper's ResNet18 3.06 MB
-  and Face-Quant 225 KB figures both exclude it).
+  and Face-Quant 225 KB figures both exclude it), unless ``count_input=True``: then the frame is
+  stored in RAM for the whole pass and adds to every step (the paper's Face-M4 keeps its
+  320x240x1 frame in RAM, Section 5.3: 75 KB + 112.5 KB = its 188 KB).
 * Plain convolutions before an ``RNNPool2d`` or ``ReNet2d`` (its "stem") are computed patch by
   patch together with it: their outputs and the RNNPool input are never materialised.
 * A 1x1 convolution whose output goes only to a global pool or an RNNPool is computed on the fly:
@@ -123,6 +125,7 @@ class Profile:
     layers: pd.DataFrame
     bytes_per_value: int
     input_size: tuple[int, ...]
+    count_input: bool = False
 
     @property
     def peak_ram_mb(self) -> float:
@@ -192,11 +195,12 @@ def _normalise_size(input_size: Any) -> tuple[int, ...]:
 
 
 def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 4,
-            rnnpool_mode: str = "shared") -> Profile:
+            rnnpool_mode: str = "shared", count_input: bool = False) -> Profile:
     """Parameters, MAdds and standard-convention peak RAM of ``model`` on one input.
 
     ``input_size`` is ``(C, H, W)`` (or ``(1, C, H, W)``); ``bytes_per_value`` is 4 for float32
-    models and 1 for int8; ``rnnpool_mode`` picks the RNNPool MAdds count (:func:`rnnpool_madds`).
+    models and 1 for int8; ``rnnpool_mode`` picks the RNNPool MAdds count (:func:`rnnpool_madds`);
+    ``count_input`` keeps the input frame in RAM for the whole pass (column ``frame_bytes``).
     Raises ``ValueError`` when the model cannot take that input.
     """
     if rnnpool_mode not in RNNPOOL_MODES:
@@ -204,6 +208,8 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
     size = _normalise_size(input_size)
     if isinstance(bytes_per_value, bool) or not isinstance(bytes_per_value, int) or bytes_per_value < 1:
         raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
+    if not isinstance(count_input, bool):
+        raise TypeError(f"count_input must be a bool, got {count_input!r}")
     units = _units(model)
     records: dict[str, _Unit] = {}
     order: list[str] = []
@@ -262,12 +268,14 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
         model.train(was_training)
 
     table = _memory_table([records[n] for n in order], madds, id(x), bytes_per_value)
+    table.insert(table.columns.get_loc("ram_bytes"), "frame_bytes", _numel(size) * bytes_per_value if count_input else 0)
+    table["ram_bytes"] += table["frame_bytes"]
     peak_row = table["ram_bytes"].idxmax()
     params = sum(p.numel() for p in model.parameters())
     return Profile(params=params, madds=int(sum(madds.values())),
                    peak_ram_bytes=int(table.loc[peak_row, "ram_bytes"]),
                    peak_layer=str(table.loc[peak_row, "layer"]), layers=table,
-                   bytes_per_value=bytes_per_value, input_size=size)
+                   bytes_per_value=bytes_per_value, input_size=size, count_input=count_input)
 
 
 def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:

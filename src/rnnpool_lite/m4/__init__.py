@@ -7,13 +7,19 @@ Modules: ``fixed_point`` (TFLite / gemmlowp requantization), ``kernels`` (int8 c
 linear), ``rnnpool_int`` (FastGRNN RNNPool in Q15), ``calibrate`` (observers), ``quantize``
 (graph conversion), ``ops`` (the integer op list), ``schedule`` (layer / patch execution and the
 arena replay), ``arena`` (first-fit SRAM), ``cost`` (flash, MACs, Cortex-M4 cycles), ``report``
-(results and the arena plot), ``examples`` (a small classifier for tests and the book).
+(results and the arena plot), ``examples`` (a small classifier for tests and the book),
+``export`` (the model as a C99 project: ``export_c``), ``toolchain`` (host ``cc``, Cortex-M4
+``arm-none-eabi-gcc``, QEMU ``mps2-an386``), ``target`` (``run_on_m4``: build, run and measure the
+C export on the host or on an emulated Cortex-M4; kernels in ``m4/c/``).
 """
 from .arena import Arena
+from .export import CProject, export_c
 from .fixed_point import QParams, multiply_by_quantized_multiplier, quantize_multiplier
 from .model import QuantizedModel
 from .quantize import SUPPORTED, UnsupportedError, quantize
 from .report import KIB, M4_SRAM_BYTES, Report, plot_arena
+from .target import M4Run, run_on_m4
 
-__all__ = ["Arena", "KIB", "M4_SRAM_BYTES", "QParams", "QuantizedModel", "Report", "SUPPORTED",
-           "UnsupportedError", "multiply_by_quantized_multiplier", "plot_arena", "quantize", "quantize_multiplier"]
+__all__ = ["Arena", "CProject", "KIB", "M4Run", "M4_SRAM_BYTES", "QParams", "QuantizedModel", "Report", "SUPPORTED",
+           "UnsupportedError", "export_c", "multiply_by_quantized_multiplier", "plot_arena", "quantize",
+           "quantize_multiplier", "run_on_m4"]

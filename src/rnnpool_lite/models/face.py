@@ -170,7 +170,7 @@ def _face_quant() -> FaceDetector:
     The first head reads the stride-2 stem map through strided 3x3 convs (stride 4).
     """
     stem = [ConvBNAct(3, 4, 3, 2, activation=nn.ReLU), ConvBNAct(4, 4, 3, 1, activation=nn.ReLU)]
-    pool = RNNPool2d(4, 8, 8, 4, padding=2)
+    pool = RNNPool2d(4, 8, 8, 4, padding=2, piecewise_linear=True)  # an int8 model: quantSigmoid / quantTanh
     second, c = _mbconv(pool.out_channels, [(2, 16, 4, 1)])
     rows = [(2, 24, 4, 2), (2, 32, 2, 2), (2, 64, 1, 2), (2, 96, 1, 2)]
     stages, channels = _rows_to_stages([pool, second], c, rows)
@@ -182,7 +182,7 @@ def _face_quant() -> FaceDetector:
 
 def _face_m4() -> FaceDetector:
     """Table 15: monochrome 320x240; conv c4 s2 -> RNNPool(8, h 16) -> 4 MBConv t2 blocks, 4 heads."""
-    stem = [ConvBNAct(1, 4, 3, 2, activation=nn.ReLU), RNNPool2d(4, 16, 8, 4, padding=2)]
+    stem = [ConvBNAct(1, 4, 3, 2, activation=nn.ReLU), RNNPool2d(4, 16, 8, 4, padding=2, piecewise_linear=True)]
     first, c = _mbconv(64, [(2, 32, 1, 1)])
     rows = [(2, 32, 1, 1), (2, 64, 1, 2), (2, 64, 1, 1)]
     stages, channels = _rows_to_stages(stem + [first], c, rows)
@@ -200,6 +200,9 @@ _BUILDERS = {"A": _face_a, "B": _face_b, "C": _face_c, "Quant": _face_quant, "M4
 
 def rnnpool_face(variant: str = "C") -> FaceDetector:
     """RNNPool-Face detector ``"A"``, ``"B"``, ``"C"``, ``"Quant"`` or ``"M4"`` (Tables 11-15).
+
+    ``"Quant"`` and ``"M4"`` are the paper's int8 models: their RNNPools use the piecewise-linear
+    quantSigmoid / quantTanh, so :func:`rnnpool_lite.m4.quantize` takes them as they are.
 
     Input: RGB at any size (tested at VGA, ``(480, 640)``); ``"M4"`` takes 1-channel 240x320.
     """

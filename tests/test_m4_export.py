@@ -1,0 +1,143 @@
+"""C export (host build): bit-exact with the emulator on every model kind, random stems, bad input."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from rnnpool_lite.layer import RNNPool2d
+from rnnpool_lite.m4 import UnsupportedError, quantize
+from rnnpool_lite.m4.examples import small_rnnpool_classifier
+from rnnpool_lite.m4.export import export_c
+from rnnpool_lite.m4.target import run_on_m4
+from rnnpool_lite.m4.toolchain import DEBIAN_PACKAGES, ToolchainMissing
+from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+
+from test_m4_quantize import _randomize
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
+
+
+def _same(a, b) -> bool:
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 32, 32)
+    return quantize(small_rnnpool_classifier().eval(), x[:3]), x[3:]
+
+
+@pytest.mark.parametrize("schedule", ["patch", "layer"])
+@pytest.mark.parametrize("count_input", [False, True])
+def test_small_classifier_host_build_is_bit_exact(small, schedule, count_input, tmp_path):
+    qm, x = small
+    out, run = run_on_m4(qm, x, schedule, target="host", count_input=count_input, work_dir=tmp_path)
+    assert _same(out, qm.run_int8(x, schedule))
+    assert run.arena_bytes == qm.report((1, 32, 32), schedule, count_input=count_input).peak_ram_bytes
+    src = (tmp_path / "model.c").read_text()
+    assert "static const int8_t" in src and f"static uint8_t arena_bytes[{run.arena_bytes}]" in src
+    assert ("rnn_io_read(" in src) == count_input and (tmp_path / "frame.S").exists() != count_input
+
+
+@pytest.mark.parametrize("name", ["Face-Quant", "Face-M4", "VWW", "VWW-RNNPool"])
+def test_paper_models_host_build_is_bit_exact(name, tmp_path):
+    build, cal, size = {"Face-Quant": (lambda: rnnpool_face("Quant"), (2, 3, 72, 96), (3, 96, 128)),
+                        "Face-M4": (lambda: rnnpool_face("M4"), (2, 1, 60, 80), (1, 240, 320)),
+                        "VWW": (mobilenetv2_vww, (2, 3, 64, 64), (3, 96, 96)),
+                        "VWW-RNNPool": (mobilenetv2_rnnpool_vww, (2, 3, 64, 64), (3, 112, 112))}[name]
+    torch.manual_seed(1)
+    # Face-Quant and Face-M4 are built piecewise-linear (no conversion); the VWW RNNPool is converted
+    qm = quantize(_randomize(build(), 1), torch.rand(*cal), convert_activations=name == "VWW-RNNPool")
+    x = torch.rand(1, *size)
+    out, _ = run_on_m4(qm, x, target="host", count_input=name == "Face-M4", work_dir=tmp_path)
+    assert _same(out, qm.run_int8(x))
+
+
+@st.composite
+def stems(draw):
+    convs = [(draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2)))
+             for _ in range(draw(st.integers(1, 2)))]
+    convs = [(k, s, min(p, k - 1)) for k, s, p in convs]
+    pool = (draw(st.integers(2, 6)), draw(st.integers(1, 4)), draw(st.integers(0, 2)))
+    size = (draw(st.integers(12, 40)), draw(st.integers(12, 40)))
+    return convs, pool, size, draw(st.integers(0, 100)), draw(st.booleans())
+
+
+def stem_model(case):
+    convs, (k, s, p), size, seed, _ = case
+    torch.manual_seed(seed)
+    layers, c = [], 1
+    for kc, sc, pc in convs:
+        layers += [nn.Conv2d(c, 3, kc, sc, pc), nn.BatchNorm2d(3), nn.ReLU()]
+        c = 3
+    model = nn.Sequential(*layers, RNNPool2d(c, 4, k, s, min(p, k - 1), piecewise_linear=True), nn.Conv2d(16, 2, 1))
+    x = torch.rand(2, 1, *size)
+    with torch.no_grad():
+        try:
+            model(x)
+        except (RuntimeError, ValueError):  # the maps shrank below a kernel: not a valid model
+            return None, None
+    return quantize(_randomize(model, seed), x), x[:1]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stems())
+def test_random_stems_host_build_is_bit_exact(tmp_path, case):
+    """Random conv stems + RNNPool (kernel, stride, padding, crops at the borders, a 4-D output in
+    HWC order), frame streamed or in RAM: the C build equals run_int8 bit for bit."""
+    qm, x = stem_model(case)
+    assume(qm is not None)
+    out, _ = run_on_m4(qm, x, target="host", count_input=case[-1], work_dir=tmp_path)
+    assert _same(out, qm.run_int8(x))
+
+
+def test_unsupported_layer_is_named_at_export(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 3, groups=2), nn.ReLU()).eval()
+    qm = quantize(model, torch.rand(2, 1, 12, 12))
+    with pytest.raises(UnsupportedError, match=r"layer '1'.*grouped convolution"):
+        export_c(qm, tmp_path, (1, 12, 12))
+
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Conv2d(1, 2, 1), nn.Conv2d(1, 2, 1), nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.c(torch.cat([self.a(x), self.b(x)], 1))
+
+    qm = quantize(Cat().eval(), torch.rand(2, 1, 8, 8))
+    with pytest.raises(UnsupportedError, match="concatenation"):
+        export_c(qm, tmp_path, (1, 8, 8))
+
+
+def test_bad_frames_are_refused(small, tmp_path):
+    qm, x = small
+    with pytest.raises(ValueError, match=r"one frame \(1, C, H, W\)"):
+        run_on_m4(qm, torch.rand(2, 1, 32, 32), target="host", work_dir=tmp_path)
+    with pytest.raises(TypeError, match="int8"):
+        run_on_m4(qm, np.zeros((1, 1, 32, 32), dtype=np.int32), target="host", work_dir=tmp_path)
+    with pytest.raises(TypeError, match="float"):
+        run_on_m4(qm, np.zeros((1, 1, 32, 32), dtype=bool), target="host", work_dir=tmp_path)
+    with pytest.raises(ValueError, match="channels"):
+        run_on_m4(qm, torch.rand(1, 3, 32, 32), target="host", work_dir=tmp_path)
+    with pytest.raises(ValueError, match="target"):
+        run_on_m4(qm, x, target="stm32", work_dir=tmp_path)
+    with pytest.raises(TypeError, match="QuantizedModel"):
+        export_c(small_rnnpool_classifier(), tmp_path, (1, 32, 32))
+
+
+def test_missing_toolchain_names_the_debian_packages(small, tmp_path, monkeypatch):
+    qm, x = small
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if "arm" in name else real(name, *a, **k))
+    with pytest.raises(ToolchainMissing, match=" ".join(DEBIAN_PACKAGES)):
+        run_on_m4(qm, x, target="qemu", work_dir=tmp_path)
