@@ -210,3 +210,15 @@ def test_probe_cell_choice(cell, gates):
     assert weights == gates * (4 * (1 + 4) + 4 * (4 + 4))  # RNN1: 4 x (1 + 4), RNN2: 4 x (4 + 4) per gate
     with pytest.raises(ValueError, match="cell"):
         RNNPoolProbe(8, 3, 4, 4, cell="rnn")
+
+
+def test_zero_lr_is_a_control_run_that_updates_no_weight():
+    """lr=0 (chapter 5's crippled RNNPool model) trains nothing; BatchNorm statistics still follow the data."""
+    net = tiny_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fit(net, blobs(), blobs(seed=1), epochs=2, batch_size=16, lr=0.0, progress=False)
+    after = net.state_dict()
+    for name, param in net.named_parameters():
+        assert torch.equal(param.detach(), before[name]), name
+    assert not torch.equal(after["1.running_mean"], before["1.running_mean"])
+    assert cosine_lr(3, 10, 0.0) == 0.0

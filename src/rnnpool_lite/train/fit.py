@@ -172,7 +172,9 @@ def fit(
     Args:
         task: loss, metrics and collation (default :class:`ClassificationTask`); use
             :class:`MultiLabelTask` or :class:`rnnpool_lite.detection.DetectionTask` for the others.
-        lr: peak learning rate (paper: 0.05 classification, 0.01 detection).
+        lr: peak learning rate (paper: 0.05 classification, 0.01 detection); 0 is allowed, as
+            a control run whose weights stay at their initial values (BatchNorm statistics still
+            follow the data).
         warmup_epochs: linear warm-up length before the cosine decay (paper: 5 for detection).
         batch_size: the *global* batch; under ``torchrun`` each of W ranks takes
             ``batch_size / W`` samples (must divide evenly).
@@ -194,8 +196,8 @@ def fit(
     num_workers = _check_positive_int(num_workers, "num_workers", minimum=0)
     if warmup_epochs >= epochs:
         raise ValueError(f"warmup_epochs ({warmup_epochs}) must be smaller than epochs ({epochs})")
-    if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0:
-        raise ValueError(f"need lr > 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
+    if not lr >= 0 or not 0 <= momentum < 1 or weight_decay < 0:  # lr = 0: a control run, weights stay put
+        raise ValueError(f"need lr >= 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
     task = task if task is not None else ClassificationTask()
     if not isinstance(task, Task):
         raise TypeError(f"task must provide monitor, mode, collate_fn, loss and stats; got {type(task).__name__}")

@@ -22,8 +22,8 @@ def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0
         raise ValueError(f"step must be in [0, {total_steps}), got {step}")
     if not 0 <= warmup_steps < total_steps:
         raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}), got {warmup_steps}")
-    if base_lr <= 0:
-        raise ValueError(f"base_lr must be positive, got {base_lr}")
+    if not base_lr >= 0:  # 0 is a control run: nothing is updated
+        raise ValueError(f"base_lr must be >= 0, got {base_lr}")
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     decay_steps = total_steps - warmup_steps
