@@ -49,6 +49,7 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     assert table["product"].tolist()[:3] == [10, 20, 20] and table["label"][0] == "1-10"
     assert "ValueError: bad combination" in table["error"][3]
     assert (out / "results.csv").is_file() and not table["skipped"].any()
+    assert (table["cpu_s"] > 0.2).all()  # the kernel start-up (IPython, ipykernel imports) is counted
     # each run's kernel logs (Jupyter's own lines) into its own file, not the caller's stderr
     logs = sorted((out / "runs").glob("*.log"))
     assert len(logs) == 4 and all("IPKernelApp" in p.read_text() for p in logs)

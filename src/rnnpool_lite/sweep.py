@@ -9,7 +9,9 @@ reported with :func:`record`; after the run the executed notebook is read back w
 recorded values become columns of ``DIR/results.csv`` (one row per combination, with ``status``,
 ``error`` and ``duration_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
 again, so an interrupted or extended sweep only runs what is missing; failed runs are retried and
-report the notebook's exception (``ename: evalue`` and the cell that raised it). What a run's kernel
+report the notebook's exception (``ename: evalue`` and the cell that raised it). ``cpu_s`` is the
+CPU time (user + system) of the run: its worker process and the kernel it started and reaped, which
+the caller's own CPU accounting never sees (the workers are not its children). What a run's kernel
 writes to stderr (Jupyter's own log lines included) goes to ``DIR/runs/<key>.log``, not to the
 caller's terminal or notebook cell.
 
@@ -25,6 +27,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -102,6 +105,12 @@ def run_key(params: dict[str, Any]) -> str:
     return f"{slug}-{digest}"
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its reaped children so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | None,
              timeout: float | None) -> dict[str, Any]:
     """Execute one combination (in a worker process) and write its ``runs/<key>.json``."""
@@ -111,7 +120,7 @@ def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | 
     runs = Path(out_dir) / "runs"
     key = run_key(params)
     output = runs / f"{key}.ipynb"
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     status, error, records = "ok", "", {}
     with open(runs / f"{key}.log", "wb") as log:
         saved_stderr = os.dup(2)
@@ -130,7 +139,8 @@ def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | 
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)
     result = {"key": key, "params": params, "status": status, "error": error, "records": records,
-              "duration_s": round(time.perf_counter() - start, 2), "notebook": str(output)}
+              "duration_s": round(time.perf_counter() - start, 2),
+              "cpu_s": round(_cpu_seconds() - cpu_start, 2), "notebook": str(output)}
     (runs / f"{key}.json").write_text(json.dumps(result, default=str))
     return result
 
@@ -140,7 +150,7 @@ def sweep(notebook: str | Path, grid: dict[str, list], out: str | Path, jobs: in
     """Run every combination not already done; write and return the results table.
 
     Returns a DataFrame with one row per combination: the parameters, every recorded value,
-    ``status`` ("ok" | "failed"), ``error``, ``duration_s``, ``skipped`` (True when an earlier run's
+    ``status`` ("ok" | "failed"), ``error``, ``duration_s``, ``cpu_s``, ``skipped`` (True when an earlier run's
     result was reused) and ``notebook`` (the executed copy). Also written to ``out/results.csv``.
     """
     notebook = Path(notebook)
@@ -173,7 +183,7 @@ def sweep(notebook: str | Path, grid: dict[str, list], out: str | Path, jobs: in
     for params in combos:
         r = results[run_key(params)]
         rows.append({**params, **r["records"], "status": r["status"], "error": r["error"],
-                     "duration_s": r["duration_s"], "skipped": r["skipped"], "notebook": r["notebook"]})
+                     "duration_s": r["duration_s"], "cpu_s": r.get("cpu_s"), "skipped": r["skipped"], "notebook": r["notebook"]})
     table = pd.DataFrame(rows)
     table.to_csv(out / "results.csv", index=False)
     return table

@@ -1,0 +1,49 @@
+"""Chapter 10 and its run notebook: bad parameters stop in the first cells naming the parameter;
+the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import papermill as pm
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+import rnnpool_lite
+from rnnpool_lite.sweep import read_records
+from test_chapter_parameters import _vww_tree
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTER = NOTEBOOKS / "10_ram_accuracy_tradeoffs.ipynb"
+
+
+@pytest.fixture(autouse=True)
+def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"resolutions": [32, 0]}, "parameter resolutions=0: expected an integer >= 16"),
+    ({"resolutions": "32"}, "parameter resolutions='32': expected a non-empty list"),
+    ({"seeds": [0, 1]}, "parameter seeds=[0, 1]: expected a list of at least 3"),
+    ({"vww_root": "/no/such/folder"}, "parameter vww_root='/no/such/folder': expected a folder that exists"),
+])
+def test_bad_parameter_stops_with_its_name(tmp_path: Path, parameters: dict, message: str) -> None:
+    with pytest.raises(PapermillExecutionError) as error:
+        pm.execute_notebook(str(CHAPTER), str(tmp_path / "10.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
+                            parameters=parameters)
+    assert error.value.ename == "ParameterError" and message in error.value.evalue
+    assert error.value.exec_count <= 3  # parameters, papermill's injected parameters, then the check: nothing ran before it
+
+
+def test_run_notebook_trains_on_vww_layout(tmp_path: Path) -> None:
+    _vww_tree(tmp_path / "vww")
+    out = tmp_path / "run.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "runs" / "vww_resolution.ipynb"), str(out), cwd=str(NOTEBOOKS / "runs"),
+                        progress_bar=False, parameters=dict(
+                            model="base", image_size=16, epochs=1, batch_size=4, train_images=6, val_images=4,
+                            vww_root=str(tmp_path / "vww"), vww_splits=["mini_train", "mini_val"]))
+    records = read_records(out)
+    assert 0.0 <= records["accuracy"] <= 1.0 and records["params"] > 0
+    assert records["peak_ram_int8_kb"] == 1.0  # the base model at 16 px, as the chapter's cost table says
