@@ -2,13 +2,13 @@
 
 Chapter 5 with ``vww_root`` on a tiny Visual Wake Words tree in the real layout (COCO instances json
 + jpgs, written here) and a Table 2 downsampler; chapter 4 with a paper detector (``detector="Quant"``,
-whose deepest maps are 1x1 at 128 pixels). Both at toy sizes: these tests check that the code paths
-run end to end and report their tables, not the numbers.
+whose deepest maps are 1x1 at 128 pixels); chapter 7 with a two-row grid; chapter 9 deeper, on noise.
+All at toy sizes: these tests check that the code paths run end to end and report their tables, not
+the numbers. Bad parameter values must stop a chapter in its first cells, naming the parameter.
 
 Chapter 5's claims (issue 9): a run whose RNNPool model is crippled (``rnnpool_lr=0``: never updated)
-must stop at the claim it breaks, with ``ClaimFailed`` naming it, and a bad parameter must stop at the
-validation cell with ``ParameterError`` naming the parameter. nbval's run of the saved chapter at its
-default scale is the other half: there the same claims hold.
+must stop at the claim it breaks, with ``ClaimFailed`` naming it. nbval's run of the saved chapter at
+its default scale is the other half: there the same claims hold.
 """
 from __future__ import annotations
 
@@ -105,10 +105,13 @@ def test_face_chapter_runs_with_a_paper_detector(tmp_path: Path) -> None:
     out = tmp_path / "04.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "04_face_detection.ipynb"), str(out), cwd=str(NOTEBOOKS),
                         progress_bar=False, parameters=dict(
-                            detector="Quant", train_scenes=8, val_scenes=4, epochs=2, batch_size=4))
+                            detector="Quant", train_scenes=8, val_scenes=4, epochs=2, batch_size=4, seeds=[0, 1],
+                            results_dir=str(tmp_path / "results")))
     text = _text_outputs(out)
     assert "this book: RNNPool-Face (Quant), scene set" in text
     assert "LBP cascade (scikit-image)" in text
+    assert "claims not checked" in text  # they are about the default detector and scale
+    assert (tmp_path / "results" / "04_face_detection.json").is_file()
     assert read_records(out) == {}  # chapters report through tables, not sweep records
 
 
@@ -128,3 +131,30 @@ def test_receptive_field_chapter_runs_deeper_on_noise(tmp_path: Path) -> None:
     text = _text_outputs(out)
     assert "4 noise images of 64x64" in text and "TRF at stride 16: RNNPool" in text
     assert (tmp_path / "09_receptive_fields.json").is_file()
+
+
+def test_ablation_chapter_runs_a_small_grid(tmp_path: Path) -> None:
+    out = tmp_path / "07.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "07_ablations.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                        progress_bar=False, parameters=dict(
+                            cells=["fastgrnn"], rows=["a", "g"], seeds=[0], epochs=1, train_size=64,
+                            out_dir=str(tmp_path / "sweep"), results_dir=str(tmp_path / "results")))
+    text = _text_outputs(out)
+    assert "2 runs" in text and "claims checked" in text
+    assert (tmp_path / "results" / "07_ablations.json").is_file()
+
+
+@pytest.mark.parametrize("chapter, parameters, message", [
+    ("04_face_detection", {"detector": "D"}, "parameter detector='D': expected one of 'small'"),
+    ("04_face_detection", {"image_size": 0}, "parameter image_size=0: expected an integer >= 48"),
+    ("04_face_detection", {"wider_root": "/no/such/folder"}, "parameter wider_root='/no/such/folder'"),
+    ("07_ablations", {"cells": ["rnn"]}, "parameter cells=['rnn']: expected a non-empty list"),
+    ("07_ablations", {"rows": ["z"]}, "parameter rows=['z']"),
+])
+def test_bad_parameters_stop_the_chapter_naming_the_parameter(tmp_path: Path, chapter: str, parameters: dict,
+                                                             message: str) -> None:
+    with pytest.raises(PapermillExecutionError) as error:
+        pm.execute_notebook(str(NOTEBOOKS / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOKS),
+                            progress_bar=False, parameters=parameters)
+    assert error.value.ename == "ParameterError" and message in error.value.evalue
+    assert error.value.exec_count <= 3  # stopped in the cell after the (injected) parameters

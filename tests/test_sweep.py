@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 import rnnpool_lite
-from rnnpool_lite.sweep import combinations, load_grid, main, run_key, sweep
+from rnnpool_lite.sweep import combinations, load_grid, main, parameter_names, run_key, sweep
 
 
 def _notebook(path: Path) -> None:
@@ -32,6 +32,20 @@ def test_grid_helpers(tmp_path: Path) -> None:
     assert run_key({"a": 1, "b": 3}) != run_key({"a": 1, "b": "3"})
     (tmp_path / "bad.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="mapping"):
+        load_grid(tmp_path / "bad.yaml")
+
+
+def test_a_list_of_grids_runs_the_union_of_their_products(tmp_path: Path) -> None:
+    """Ablation rows that are not a product (Table 16: patch 8; two pools), each over seeds."""
+    (tmp_path / "g.yaml").write_text("- {patch: [6, 8], seed: [0, 1]}\n- {patch: 6, pools: 2, seed: [0, 1]}\n"
+                                     "- {patch: 6, seed: 1}\n")
+    grid = load_grid(tmp_path / "g.yaml")
+    assert combinations(grid) == [{"patch": 6, "seed": 0}, {"patch": 6, "seed": 1}, {"patch": 8, "seed": 0},
+                                  {"patch": 8, "seed": 1}, {"patch": 6, "pools": 2, "seed": 0},
+                                  {"patch": 6, "pools": 2, "seed": 1}]  # the repeated {6, 1} runs once
+    assert parameter_names(grid) == ["patch", "seed", "pools"]
+    (tmp_path / "bad.yaml").write_text("- {a: [1]}\n- {b: []}\n")
+    with pytest.raises(ValueError, match="item 1: parameter 'b'"):
         load_grid(tmp_path / "bad.yaml")
 
 

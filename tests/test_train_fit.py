@@ -198,6 +198,31 @@ def test_probe_shapes(with_conv, channels):
         RNNPoolProbe(1, 5, 2, 2)
 
 
+@pytest.mark.parametrize("patch, stride, pools, pooled", [(6, 4, 1, 4), (8, 4, 1, 4), (4, None, 1, 4),
+                                                          (12, 8, 1, 2), (6, 4, 2, 2)])
+def test_probe_as_a_downsampler(patch, stride, pools, pooled):
+    """Table 16's rows on the probe: RNNPool slides over the conv's 16x16 map with the row's patch
+    and stride (one or two RNNPools), so the map shrinks by the total stride, then is averaged."""
+    from rnnpool_lite.layer import RNNPool2d
+    from rnnpool_lite.train import RNNPoolProbe
+    probe = RNNPoolProbe(32, 9, 5, 3, with_conv=True, patch_size=patch, stride=stride, pools=pools)
+    rnnpools = [m for m in probe.pool if isinstance(m, RNNPool2d)]
+    assert len(rnnpools) == pools and rnnpools[0].kernel_size == (patch, patch)
+    x = torch.rand(2, 1, 32, 32)
+    assert probe.pool[:-1](probe.conv(x)).shape == (2, 12, pooled, pooled)
+    assert probe.features(x).shape == (2, 12) and probe(x).shape == (2, 9)
+
+
+def test_probe_downsampler_refuses_what_it_cannot_build():
+    from rnnpool_lite.train import RNNPoolProbe
+    with pytest.raises(ValueError, match="pools"):
+        RNNPoolProbe(32, 9, 4, 4, pools=2)  # a second pool needs the first to slide
+    with pytest.raises(ValueError, match="stride"):
+        RNNPoolProbe(32, 9, 4, 4, stride=2)
+    with pytest.raises(ValueError, match="patch_size"):
+        RNNPoolProbe(32, 9, 4, 4, with_conv=True, patch_size=17)
+
+
 @pytest.mark.parametrize("cell, gates", [("fastgrnn", 1), ("gru", 3), ("lstm", 4)])
 def test_probe_cell_choice(cell, gates):
     """The ablation chapter's probe: the cell reaches the RNNPool layer, and its parameter count

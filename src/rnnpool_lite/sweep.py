@@ -3,7 +3,8 @@
     python -m rnnpool_lite.sweep NOTEBOOK --grid grid.yaml --jobs N --out DIR
 
 ``grid.yaml`` maps each papermill parameter to a list of values; every combination (the Cartesian
-product, in file order) is executed with papermill into ``DIR/runs/<key>.ipynb``, ``N`` at a time in
+product, in file order) is executed (a YAML *list* of such mappings runs the union of their
+products, for ablations whose rows are not a product: "patch 8" and "two pools" each with 3 seeds) with papermill into ``DIR/runs/<key>.ipynb``, ``N`` at a time in
 separate processes (``concurrent.futures.ProcessPoolExecutor``). Inside the notebook, a value is
 reported with :func:`record`; after the run the executed notebook is read back with nbformat and the
 recorded values become columns of ``DIR/results.csv`` (one row per combination, with ``status``,
@@ -78,23 +79,49 @@ def read_records(notebook: str | Path) -> dict[str, Any]:
     return out
 
 
-def load_grid(path: str | Path) -> dict[str, list]:
-    """Read ``grid.yaml``: a mapping parameter -> non-empty list of values (a scalar means [scalar])."""
-    grid = yaml.safe_load(Path(path).read_text())
+Grid = dict[str, list] | list[dict[str, list]]
+
+
+def _one_grid(grid: Any, where: str) -> dict[str, list]:
     if not isinstance(grid, dict) or not grid:
-        raise ValueError(f"{path}: expected a mapping 'parameter: [values, ...]', got {type(grid).__name__}")
+        raise ValueError(f"{where}: expected a mapping 'parameter: [values, ...]' (or a list of them), "
+                         f"got {type(grid).__name__}")
     out = {}
     for key, values in grid.items():
         values = values if isinstance(values, list) else [values]
         if not isinstance(key, str) or not values:
-            raise ValueError(f"{path}: parameter {key!r} needs a string name and at least one value")
+            raise ValueError(f"{where}: parameter {key!r} needs a string name and at least one value")
         out[key] = values
     return out
 
 
-def combinations(grid: dict[str, list]) -> list[dict[str, Any]]:
-    """Every parameter combination, in the grid's order (last parameter varies fastest)."""
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+def load_grid(path: str | Path) -> Grid:
+    """Read ``grid.yaml``: a mapping parameter -> non-empty list of values (a scalar means [scalar]),
+    or a non-empty list of such mappings (the union of their products)."""
+    grid = yaml.safe_load(Path(path).read_text())
+    if isinstance(grid, list) and grid and all(isinstance(g, dict) for g in grid):
+        return [_one_grid(g, f"{path} item {i}") for i, g in enumerate(grid)]
+    return _one_grid(grid, str(path))
+
+
+def combinations(grid: Grid) -> list[dict[str, Any]]:
+    """Every parameter combination, in the grid's order (last parameter varies fastest).
+
+    A list of grids gives the union of their products, in list order, each combination once.
+    """
+    grids = grid if isinstance(grid, list) else [grid]
+    out: dict[str, dict[str, Any]] = {}
+    for g in grids:
+        for values in itertools.product(*g.values()):
+            params = dict(zip(g, values))
+            out.setdefault(run_key(params), params)
+    return list(out.values())
+
+
+def parameter_names(grid: Grid) -> list[str]:
+    """The parameters a grid sets, in first-seen order."""
+    grids = grid if isinstance(grid, list) else [grid]
+    return list(dict.fromkeys(k for g in grids for k in g))
 
 
 def run_key(params: dict[str, Any]) -> str:
@@ -145,7 +172,7 @@ def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | 
     return result
 
 
-def sweep(notebook: str | Path, grid: dict[str, list], out: str | Path, jobs: int = 1,
+def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1,
           kernel: str | None = None, timeout: float | None = None) -> pd.DataFrame:
     """Run every combination not already done; write and return the results table.
 
@@ -202,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = table[table["status"] != "ok"]
     print(f"{len(table)} runs: {int(table['skipped'].sum())} reused, "
           f"{len(table) - len(failed)} ok, {len(failed)} failed -> {Path(args.out) / 'results.csv'}")
-    params = list(load_grid(args.grid))
+    params = parameter_names(load_grid(args.grid))
     for _, row in failed.iterrows():
         print(f"FAILED {dict(row[params])}: {row['error']}", file=sys.stderr)
     return 1 if len(failed) else 0

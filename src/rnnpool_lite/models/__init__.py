@@ -5,8 +5,8 @@ Every model is a plain ``nn.Module`` that ``torch.fx.symbolic_trace`` can trace 
 """
 from .blocks import ConvBNAct, DepthwiseSeparable, InvertedResidual, make_divisible
 from .face import FACE_VARIANTS, DetectionHead, FaceDetector, rnnpool_face
-from .mobilenetv2 import (MobileNetV2, mobilenetv2, mobilenetv2_rnnpool, mobilenetv2_rnnpool_vww,
-                          mobilenetv2_vww)
+from .mobilenetv2 import (MobileNetV2, mobilenetv2, mobilenetv2_rnnpool, mobilenetv2_rnnpool_table16,
+                          mobilenetv2_rnnpool_vww, mobilenetv2_vww)
 from .resnet import BasicBlock, ResNet, resnet18, resnet18_rnnpool
 from .tracing import fx_trace
 from .downsample import DOWNSAMPLERS, ReNet2d, downsampler
@@ -17,7 +17,7 @@ from .mobilenetv1 import MobileNetV1, mobilenetv1, mobilenetv1_rnnpool
 
 __all__ = ["ConvBNAct", "DepthwiseSeparable", "InvertedResidual", "make_divisible", "FACE_VARIANTS",
            "DetectionHead", "FaceDetector", "rnnpool_face", "MobileNetV2", "mobilenetv2",
-           "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "fx_trace", "BasicBlock",
+           "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_table16", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "fx_trace", "BasicBlock",
            "ResNet", "resnet18", "resnet18_rnnpool", "DOWNSAMPLERS", "ReNet2d", "downsampler", "DenseBlock",
            "DenseNet", "Transition", "densenet121", "densenet121_rnnpool", "EfficientNet", "MBConvSE",
            "efficientnet_b0", "efficientnet_b0_rnnpool", "GoogLeNet", "Inception", "googlenet",

@@ -95,6 +95,42 @@ def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden
                        _last_pool(last_pool, last_channels, image_size // 32))
 
 
+#: Paper Table 16 (MobileNetV2-RNNPool on ImageNet-10), per row: RNNPool hidden size h1 = h2, then
+#: each RNNPool's (patch, stride), applied in turn after the conv 3x3 c32 s2 stem; the MBConv rows
+#: resume at the map's total stride (8: from c64, as Table 10; 16: from c96, so the four c64 blocks
+#: are replaced too).
+TABLE16_ROWS: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {
+    "a": (16, ((6, 4),)),           # reported setting
+    "b": (16, ((8, 4),)),           # patch 8
+    "c": (16, ((4, 4),)),           # patch 4
+    "d": (8, ((6, 4),)),            # h1 = h2 = 8
+    "e": (32, ((6, 4),)),           # h1 = h2 = 32
+    "f": (16, ((12, 8),)),          # stride 8, patch 12: one RNNPool replaces 4 more MBConv blocks
+    "g": (16, ((6, 4), (4, 2))),    # two RNNPools: stride 4 patch 6, then stride 2 patch 4
+}
+
+
+def mobilenetv2_rnnpool_table16(row: str, num_classes: int = 10, image_size: int = 224) -> MobileNetV2:
+    """The MobileNetV2-RNNPool variant of one Table 16 row (``"a"`` ... ``"g"``), for its RAM and MAdds.
+
+    Each RNNPool gets the smallest zero padding with which it divides the map exactly by its stride
+    (112 -> 28, as :func:`mobilenetv2_rnnpool`; row g then 28 -> 14).
+    """
+    if row not in TABLE16_ROWS:
+        raise ValueError(f"Table 16 has rows {', '.join(TABLE16_ROWS)}; got {row!r}")
+    check_num_classes(num_classes)
+    hidden, pools = TABLE16_ROWS[row]
+    layers: list[nn.Module] = [ConvBNAct(3, 32, 3, 2)]
+    channels, size = 32, image_size // 2
+    for patch, stride in pools:
+        padding = next(p for p in range(patch) if (size + 2 * p - patch) // stride + 1 == size // stride)
+        layers.append(RNNPool2d(channels, hidden, patch, stride, padding=padding))
+        channels, size = 4 * hidden, size // stride
+    total_stride = image_size // size
+    body, channels = bottleneck_stages(channels, RNNPOOL_ROWS if total_stride == 8 else RNNPOOL_ROWS[1:])
+    return MobileNetV2(layers, body, channels, 1280, num_classes, _last_pool("avg", 1280, image_size // 32))
+
+
 def mobilenetv2_vww(num_classes: int = 2, last_pool: str = "avg", image_size: int = 224) -> MobileNetV2:
     """MobileNetV2-0.35x base of the Visual Wake Words experiments (8 first, 320 last channels)."""
     return mobilenetv2(num_classes, 0.35, 8, 320, last_pool, image_size)
@@ -106,5 +142,5 @@ def mobilenetv2_rnnpool_vww(num_classes: int = 2, last_pool: str = "avg", downsa
     return mobilenetv2_rnnpool(num_classes, 0.35, 8, 6, last_pool, 8, 320, downsampler, image_size)
 
 
-__all__ = ["DOWNSAMPLERS", "MOBILENETV2_ROWS", "RNNPOOL_ROWS", "MobileNetV2", "make_divisible", "mobilenetv2",
-           "mobilenetv2_rnnpool", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]
+__all__ = ["DOWNSAMPLERS", "MOBILENETV2_ROWS", "RNNPOOL_ROWS", "TABLE16_ROWS", "MobileNetV2", "make_divisible",
+           "mobilenetv2", "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_table16", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]
