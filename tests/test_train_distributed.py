@@ -27,7 +27,8 @@ def model() -> nn.Module:
 
 
 def run_fit(**kw):
-    return fit(model(), dataset(), dataset(), epochs=3, batch_size=16, lr=0.2, seed=7, progress=False, **kw)
+    # device="cpu": gloo on CPU is what this test compares; on a GPU machine each rank would take cuda:rank
+    return fit(model(), dataset(), dataset(), epochs=3, batch_size=16, lr=0.2, seed=7, progress=False, device="cpu", **kw)
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:

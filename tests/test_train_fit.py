@@ -46,8 +46,9 @@ class Interrupting(Dataset):
 
 
 def run(tmp_path=None, train=None, epochs=4, lr=0.1, **kw):
+    # device="cpu": on a GPU machine fit would pick CUDA and the CPU-side comparisons below would mix devices
     return fit(tiny_net(), train if train is not None else blobs(), blobs(48, seed=1), epochs=epochs, lr=lr,
-               batch_size=16, progress=False,
+               batch_size=16, progress=False, device=kw.pop("device", "cpu"),
                checkpoint=None if tmp_path is None else tmp_path / "ck.pt", **kw)
 
 
@@ -241,7 +242,7 @@ def test_zero_lr_is_a_control_run_that_updates_no_weight():
     """lr=0 (chapter 5's crippled RNNPool model) trains nothing; BatchNorm statistics still follow the data."""
     net = tiny_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    fit(net, blobs(), blobs(seed=1), epochs=2, batch_size=16, lr=0.0, progress=False)
+    fit(net, blobs(), blobs(seed=1), epochs=2, batch_size=16, lr=0.0, progress=False, device="cpu")
     after = net.state_dict()
     for name, param in net.named_parameters():
         assert torch.equal(param.detach(), before[name]), name
