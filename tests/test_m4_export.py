@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from rnnpool_lite.layer import RNNPool2d
 from rnnpool_lite.m4 import UnsupportedError, quantize
 from rnnpool_lite.m4.examples import small_rnnpool_classifier
 from rnnpool_lite.m4.export import export_c
@@ -18,7 +17,7 @@ from rnnpool_lite.m4.target import run_on_m4
 from rnnpool_lite.m4.toolchain import DEBIAN_PACKAGES, ToolchainMissing
 from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
 
-from test_m4_quantize import _randomize
+from test_m4_quantize import _randomize, random_stem, stems
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
 
@@ -63,34 +62,20 @@ def test_paper_models_host_build_is_bit_exact(name, tmp_path):
 
 
 @st.composite
-def stems(draw):
-    convs = [(draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2)))
-             for _ in range(draw(st.integers(1, 2)))]
-    convs = [(k, s, min(p, k - 1)) for k, s, p in convs]
-    pool = (draw(st.integers(2, 6)), draw(st.integers(1, 4)), draw(st.integers(0, 2)))
-    size = (draw(st.integers(12, 40)), draw(st.integers(12, 40)))
-    return convs, pool, size, draw(st.integers(0, 100)), draw(st.booleans())
+def stems_and_frame(draw):
+    """test_m4_quantize's random stems, plus whether the frame is counted in RAM (or streamed)."""
+    return (*draw(stems()), draw(st.booleans()))
 
 
 def stem_model(case):
-    convs, (k, s, p), size, seed, _ = case
-    torch.manual_seed(seed)
-    layers, c = [], 1
-    for kc, sc, pc in convs:
-        layers += [nn.Conv2d(c, 3, kc, sc, pc), nn.BatchNorm2d(3), nn.ReLU()]
-        c = 3
-    model = nn.Sequential(*layers, RNNPool2d(c, 4, k, s, min(p, k - 1), piecewise_linear=True), nn.Conv2d(16, 2, 1))
-    x = torch.rand(2, 1, *size)
-    with torch.no_grad():
-        try:
-            model(x)
-        except (RuntimeError, ValueError):  # the maps shrank below a kernel: not a valid model
-            return None, None
-    return quantize(_randomize(model, seed), x), x[:1]
+    """The quantized random stem of ``case`` and one image, or (None, None) for an invalid stem."""
+    convs, pool, size, seed, _ = case
+    model, x = random_stem(convs, pool, size, seed)
+    return (None, None) if model is None else (quantize(model, x), x[:1])
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stems())
+@given(stems_and_frame())
 def test_random_stems_host_build_is_bit_exact(tmp_path, case):
     """Random conv stems + RNNPool (kernel, stride, padding, crops at the borders, a 4-D output in
     HWC order), frame streamed or in RAM: the C build equals run_int8 bit for bit."""

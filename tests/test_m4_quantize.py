@@ -175,6 +175,25 @@ def test_bad_schedule_and_input_are_refused(face_quant):
         np.testing.assert_array_equal(a, b)
 
 
+def random_stem(convs, pool, size, seed):
+    """A conv stem (kernel, stride, padding per conv) + RNNPool + 1x1 conv and a 2-image batch, or
+    (None, None) where the maps shrink below a kernel (not a valid model). Shared with test_m4_export."""
+    k, s, p = pool
+    torch.manual_seed(seed)
+    layers, c = [], 1
+    for kc, sc, pc in convs:
+        layers += [nn.Conv2d(c, 3, kc, sc, pc), nn.BatchNorm2d(3), nn.ReLU()]
+        c = 3
+    model = nn.Sequential(*layers, RNNPool2d(c, 4, k, s, min(p, k - 1), piecewise_linear=True), nn.Conv2d(16, 2, 1))
+    x = torch.rand(2, 1, *size)
+    with torch.no_grad():
+        try:
+            model(x)
+        except (RuntimeError, ValueError):
+            return None, None
+    return _randomize(model, seed), x
+
+
 @st.composite
 def stems(draw):
     convs = [(draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(0, 2)))
@@ -190,18 +209,8 @@ def stems(draw):
 def test_any_tileable_stem_agrees_bit_for_bit(case):
     """Random conv stems (kernel, stride, padding) before an RNNPool: the patch schedule's crops,
     border masks and regions reproduce the whole-map computation exactly."""
-    convs, (k, s, p), size, seed = case
-    torch.manual_seed(seed)
-    layers, c = [], 1
-    for kc, sc, pc in convs:
-        layers += [nn.Conv2d(c, 3, kc, sc, pc), nn.BatchNorm2d(3), nn.ReLU()]
-        c = 3
-    model = nn.Sequential(*layers, RNNPool2d(c, 4, k, s, min(p, k - 1), piecewise_linear=True), nn.Conv2d(16, 2, 1))
-    x = torch.rand(2, 1, *size)
-    with torch.no_grad():
-        try:
-            model(x)
-        except (RuntimeError, ValueError):  # the maps shrank below a kernel: not a valid model
-            assume(False)
-    qm = quantize(_randomize(model, seed), x)
+    convs, pool, size, seed = case
+    model, x = random_stem(convs, pool, size, seed)
+    assume(model is not None)
+    qm = quantize(model, x)
     np.testing.assert_array_equal(qm.run_int8(x, "layer"), qm.run_int8(x, "patch"))

@@ -311,25 +311,5 @@ def deepest_prefix(layers: nn.Sequential, stride: int) -> nn.Sequential:
     return layers[:end]
 
 
-def receptive_field_table(models: dict[str, nn.Module], images: Tensor, unit: str | tuple[int, int] = "center",
-                          mass: float = 0.9) -> list[dict[str, Any]]:
-    """One row per model: TRF size (clipped to the image), ERF area / side / spread, and mass inside the TRF."""
-    rows = []
-    size = tuple(images.shape[2:])
-    for name, model in models.items():
-        trf = theoretical_receptive_field(model)
-        erf = effective_receptive_field(model, images, unit)
-        with torch.no_grad():
-            out_hw = model.eval()(images[:1]).shape[2:]
-        u = _unit(unit, *out_hw)
-        window = trf.window(u, size)
-        stats = erf_stats(erf, mass)
-        rows.append({"model": name, "TRF (px)": trf.size[0], "TRF in image (px)": window[0].stop - window[0].start,
-                     "ERF side (px)": stats.side, "ERF std (px)": stats.std,
-                     "mass inside TRF": mass_inside(erf, trf.mask(u, size))})
-    return rows
-
-
 __all__ = ["SWEEPS", "Span", "ReceptiveField", "ERFStats", "theoretical_receptive_field", "sweep_channels",
-           "effective_receptive_field", "erf_stats", "mass_inside", "coverage", "deepest_prefix",
-           "receptive_field_table"]
+           "effective_receptive_field", "erf_stats", "mass_inside", "coverage", "deepest_prefix"]
