@@ -150,6 +150,9 @@ def test_ablation_chapter_runs_a_small_grid(tmp_path: Path) -> None:
     ("04_face_detection", {"wider_root": "/no/such/folder"}, "parameter wider_root='/no/such/folder'"),
     ("07_ablations", {"cells": ["rnn"]}, "parameter cells=['rnn']: expected a non-empty list"),
     ("07_ablations", {"rows": ["z"]}, "parameter rows=['z']"),
+    ("03_training_probes", {"image_size": 0}, "parameter image_size=0: expected one of 32, 64"),
+    ("03_training_probes", {"seeds": [0, 1]}, "parameter seeds=[0, 1]: expected a list of at least 3"),
+    ("08_cortex_m4_qemu", {"face_m4_size": [0, 320]}, "parameter face_m4_size=0: expected an integer >= 16"),
 ])
 def test_bad_parameters_stop_the_chapter_naming_the_parameter(tmp_path: Path, chapter: str, parameters: dict,
                                                              message: str) -> None:
