@@ -7,7 +7,7 @@ summaries, each as a separate pass, computing ``W x_t`` inside every step. It is
 from the paper's equations, on the same weights as the layer.
 
 Both run twice: with glibc's malloc as it is, then with freed memory kept for reuse
-(``rnnpool_lite.runtime.keep_freed_memory``; without it both spend much of their time in page
+(``rnnpool_lite.train.runtime.keep_freed_memory``; without it both spend much of their time in page
 faults, see that module).
 
 Run: ``python benchmarks/bench_rnnpool.py [--threads 2] [--repeats 11]``. Prints medians (ms) and
@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnpool_lite import RNNPool2d
-from rnnpool_lite.cells import FastGRNNCell
-from rnnpool_lite.runtime import keep_freed_memory
+from rnnpool_lite.op.cells import FastGRNNCell
+from rnnpool_lite.train.runtime import keep_freed_memory
 
 CONFIGS = {
     # name: (N, C, H, W, kernel, stride, h1, h2)
@@ -143,7 +143,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} interleaved runs")
     targets = {"forward": 3.0, "forward+backward": 2.5}
     tables = []
-    # glibc first as it is, then told to keep freed memory (rnnpool_lite.runtime): the setting
+    # glibc first as it is, then told to keep freed memory (rnnpool_lite.train.runtime): the setting
     # applies to the whole process, so both contenders always run under the same allocator.
     for setting in ("glibc default", "freed memory kept"):
         if setting == "freed memory kept" and not keep_freed_memory():

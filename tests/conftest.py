@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from rnnpool_lite.runtime import keep_freed_memory
+from rnnpool_lite.train.runtime import keep_freed_memory
 
 DATA = Path(__file__).parent / "data"
 

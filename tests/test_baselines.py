@@ -6,8 +6,8 @@ import pytest
 import torch
 from skimage import data
 
-from rnnpool_lite.baselines import lbp_cascade_detect, lbp_cascade_predictions
 from rnnpool_lite.data import FaceSceneDataset
+from rnnpool_lite.detection.cascade import lbp_cascade_detect, lbp_cascade_predictions
 
 
 def test_astronaut_face_found_with_top_score() -> None:

@@ -136,7 +136,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def _pages(book: Path) -> list[str]:
     skip = ("_static", "_sources", "_images")
     return sorted(p.relative_to(book).as_posix() for p in book.rglob("*.html")
-                  if not p.relative_to(book).parts[0] in skip and p.name != "index.html")
+                  if p.relative_to(book).parts[0] not in skip and p.name != "index.html")
 
 
 @pytest.fixture(scope="module")

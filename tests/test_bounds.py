@@ -1,9 +1,10 @@
 """Propositions 1/2 and the row-by-row schedule of Claim 4 (Table 8)."""
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from rnnpool_lite.bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram
+from rnnpool_lite.accounting.bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram
 from rnnpool_lite.models import ConvBNAct, resnet18
 
 

@@ -10,7 +10,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 import rnnpool_lite
-from rnnpool_lite.sweep import read_records
+from rnnpool_lite.repro.sweep import read_records
 from test_chapter_parameters import _vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -23,7 +23,7 @@ from papermill.exceptions import PapermillExecutionError
 from PIL import Image
 
 import rnnpool_lite
-from rnnpool_lite.sweep import read_records
+from rnnpool_lite.repro.sweep import read_records
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -1,8 +1,8 @@
 """paper_tables(): every Table 1-5 and 8 cell within 10% of the paper or explained; acceptance."""
 import pytest
 
-from rnnpool_lite import comparison
-from rnnpool_lite.comparison import table1, table2, table3, table8
+from rnnpool_lite.accounting import comparison
+from rnnpool_lite.accounting.comparison import table1, table2, table3, table8
 
 
 def check(table, n_rows):

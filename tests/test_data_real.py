@@ -7,14 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from rnnpool_lite.data.real import (IMAGENET10_SYNSETS, ImageNet10, ScutHead, VisualWakeWords,
-                                    WiderFace, parse_wider_annotations)
-from rnnpool_lite.data.transforms import (DetectionHorizontalFlip, DetectionResize, Normalize,
-                                          RandomHorizontalFlip, RandomResizedCrop, ResizeCenterCrop,
-                                          Transformed, imagenet_train_transform)
+from rnnpool_lite.data.real import (
+    IMAGENET10_SYNSETS,
+    ImageNet10,
+    ScutHead,
+    VisualWakeWords,
+    WiderFace,
+    parse_wider_annotations,
+)
+from rnnpool_lite.data.transforms import (
+    DetectionHorizontalFlip,
+    DetectionResize,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    Transformed,
+    imagenet_train_transform,
+)
 
 
 def _jpg(path: Path, h: int = 20, w: int = 30, value: int = 0) -> None:
@@ -137,7 +151,7 @@ def test_scut_head_voc(tmp_path: Path) -> None:
 def test_random_resized_crop_shapes_and_ranges(h: int, w: int, seed: int) -> None:
     crop = RandomResizedCrop(16, scale=(0.2, 1.0), generator=torch.Generator().manual_seed(seed))
     top, left, ch, cw = crop.params(h, w)
-    assert 0 <= top and top + ch <= h and 0 <= left and left + cw <= w
+    assert top >= 0 and top + ch <= h and left >= 0 and left + cw <= w
     assert crop(torch.rand(3, h, w)).shape == (3, 16, 16)
 
 

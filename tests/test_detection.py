@@ -6,13 +6,28 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import Dataset
 
-from rnnpool_lite.detection import (Detections, DetectionTask, MultiBoxLoss, average_precision, box_iou,
-                                    centres, corners, decode, detect, encode, match_priors, maxout_background,
-                                    nms, predict, wider_subset_ap)
+from rnnpool_lite.detection import (
+    Detections,
+    DetectionTask,
+    MultiBoxLoss,
+    average_precision,
+    box_iou,
+    centres,
+    corners,
+    decode,
+    detect,
+    encode,
+    match_priors,
+    maxout_background,
+    nms,
+    predict,
+    wider_subset_ap,
+)
 from rnnpool_lite.train import fit
 
 

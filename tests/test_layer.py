@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rnnpool_lite import RNNPool2d
-from rnnpool_lite.cells import FastGRNNCell
-from rnnpool_lite.reference import rnnpool_reference
+from rnnpool_lite.op.cells import FastGRNNCell
+from rnnpool_lite.op.reference import rnnpool_reference
 
 F64 = torch.float64
 
@@ -27,7 +27,7 @@ def test_matches_edgeml_trace(edgeml_trace, dtype):
 
 
 def test_shipped_trace_is_the_fixture(edgeml_trace):
-    from rnnpool_lite.edgeml import load_vww_trace, trace_layer_and_input
+    from rnnpool_lite.repro.edgeml import load_vww_trace, trace_layer_and_input
 
     assert load_vww_trace() == edgeml_trace
     layer, x, expected = trace_layer_and_input(edgeml_trace)

@@ -8,9 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnnpool_lite.m4.fixed_point import (INT32_MAX, INT32_MIN, QParams, multiply_by_quantized_multiplier,
-                                         quantize_multiplier, quantize_weights, rounding_divide_by_pot,
-                                         saturating_rounding_doubling_high_mul)
+from rnnpool_lite.m4.fixed_point import (
+    INT32_MAX,
+    INT32_MIN,
+    QParams,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    quantize_weights,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
 
 
 def _c_div(a: int, b: int) -> int:

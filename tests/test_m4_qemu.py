@@ -14,12 +14,17 @@ import torch
 
 from rnnpool_lite.m4 import M4_SRAM_BYTES, quantize
 from rnnpool_lite.m4.examples import small_rnnpool_classifier
-from rnnpool_lite.m4.target import run_on_m4
-from rnnpool_lite.m4.toolchain import (ARM_CFLAGS, DEBIAN_PACKAGES, QEMU_ARGS, RamOverflow, build_m4,
-                                       m4_toolchain_available)
 from rnnpool_lite.m4.export import export_c, write_input
+from rnnpool_lite.m4.target import run_on_m4
+from rnnpool_lite.m4.toolchain import (
+    ARM_CFLAGS,
+    DEBIAN_PACKAGES,
+    QEMU_ARGS,
+    RamOverflow,
+    build_m4,
+    m4_toolchain_available,
+)
 from rnnpool_lite.models import rnnpool_face
-
 from test_m4_export import _same, stem_model
 from test_m4_quantize import _randomize
 

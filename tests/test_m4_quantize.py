@@ -8,10 +8,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from rnnpool_lite.layer import RNNPool2d
 from rnnpool_lite.m4 import UnsupportedError, quantize
 from rnnpool_lite.m4.examples import small_rnnpool_classifier
 from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -7,9 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnnpool_lite.layer import RNNPool2d
 from rnnpool_lite.m4.fixed_point import QParams
 from rnnpool_lite.m4.rnnpool_int import IntRNNPool
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def _layer(c, h1, h2, k, s, p, learn, seed):

@@ -4,8 +4,17 @@ import torch
 from torch import nn
 
 from rnnpool_lite import RNNPool2d
-from rnnpool_lite.models import (FACE_VARIANTS, fx_trace, mobilenetv2, mobilenetv2_rnnpool,
-                                 mobilenetv2_rnnpool_vww, mobilenetv2_vww, resnet18, resnet18_rnnpool, rnnpool_face)
+from rnnpool_lite.models import (
+    FACE_VARIANTS,
+    fx_trace,
+    mobilenetv2,
+    mobilenetv2_rnnpool,
+    mobilenetv2_rnnpool_vww,
+    mobilenetv2_vww,
+    resnet18,
+    resnet18_rnnpool,
+    rnnpool_face,
+)
 
 
 def n_params(model: nn.Module) -> int:

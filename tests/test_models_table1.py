@@ -5,10 +5,24 @@ import torch
 from torch import nn
 
 from rnnpool_lite import RNNPool2d
-from rnnpool_lite.models import (DenseBlock, Inception, ReNet2d, Transition, densenet121, densenet121_rnnpool,
-                                 efficientnet_b0, efficientnet_b0_rnnpool, fx_trace, googlenet, googlenet_rnnpool,
-                                 mobilenetv1, mobilenetv1_rnnpool, mobilenetv2_rnnpool, mobilenetv2_rnnpool_vww)
-from rnnpool_lite.profile import profile
+from rnnpool_lite.accounting.profiler import profile
+from rnnpool_lite.models import (
+    DenseBlock,
+    Inception,
+    ReNet2d,
+    Transition,
+    densenet121,
+    densenet121_rnnpool,
+    efficientnet_b0,
+    efficientnet_b0_rnnpool,
+    fx_trace,
+    googlenet,
+    googlenet_rnnpool,
+    mobilenetv1,
+    mobilenetv1_rnnpool,
+    mobilenetv2_rnnpool,
+    mobilenetv2_rnnpool_vww,
+)
 
 
 def n_params(model: nn.Module) -> int:
@@ -123,7 +137,7 @@ def test_renet_downsampler_matches_paper_increments():
 
 @pytest.fixture(scope="module")
 def peaks():
-    from rnnpool_lite.comparison import model_profile
+    from rnnpool_lite.accounting.comparison import model_profile
     return model_profile
 
 

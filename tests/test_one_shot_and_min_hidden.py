@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rnnpool_lite.train.min_hidden import power_of_two_pairs, rnnpool_parameters, smallest_hidden
 from rnnpool_lite.train.one_shot import ONE_SHOT_OPERATORS, OneShotPoolClassifier

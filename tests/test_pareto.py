@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rnnpool_lite.pareto import pareto_front
+from rnnpool_lite.accounting.pareto import pareto_front
 
 
 def test_front_of_a_small_table() -> None:

@@ -1,13 +1,13 @@
 """profile(): acceptance figures of issue 3, convention rules, torchinfo cross-check, bounds."""
 import pytest
-import torch
 import torchinfo
-from hypothesis import given, settings, strategies as st
-from torch import nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnpool_lite import RNNPool2d
+from rnnpool_lite.accounting.bounds import proposition1_lower_bound
+from rnnpool_lite.accounting.profiler import profile, rnnpool_madds
 from rnnpool_lite.models import mobilenetv2, mobilenetv2_rnnpool, resnet18, resnet18_rnnpool, rnnpool_face
-from rnnpool_lite.profile import profile, proposition1_lower_bound, rnnpool_madds
 
 MB = 2**20
 
@@ -124,7 +124,7 @@ def test_proposition1_bound():
 
 
 def test_every_large_difference_has_a_note():
-    from rnnpool_lite.comparison import _compare
+    from rnnpool_lite.accounting.comparison import _compare
     table = _compare([{"table": 1, "model": "RNNPool-Face-A", "quantity": "params_M", "paper": 0.06, "ours": 0.118},
                       {"table": 1, "model": "MobileNetV2", "quantity": "params_M", "paper": 2.2, "ours": 2.237}])
     assert table["note"].iloc[0].startswith("the t2 c128") and table["note"].iloc[1] == ""

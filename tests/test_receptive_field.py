@@ -10,11 +10,19 @@ from hypothesis import strategies as st
 from torch import nn
 
 from rnnpool_lite import RNNPool2d
+from rnnpool_lite.accounting.receptive_field import (
+    SWEEPS,
+    coverage,
+    deepest_prefix,
+    effective_receptive_field,
+    erf_stats,
+    mass_inside,
+    sweep_channels,
+    theoretical_receptive_field,
+)
 from rnnpool_lite.models import mobilenetv2, mobilenetv2_rnnpool_vww, mobilenetv2_vww
 from rnnpool_lite.models.blocks import ConvBNAct
 from rnnpool_lite.models.downsample import ReNet2d
-from rnnpool_lite.receptive_field import (SWEEPS, coverage, deepest_prefix, effective_receptive_field,
-                                          erf_stats, mass_inside, sweep_channels, theoretical_receptive_field)
 
 
 def _positive_conv(k: int, s: int, p: int, c_in: int = 1, c_out: int = 1) -> nn.Conv2d:

@@ -5,10 +5,11 @@ import json
 
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rnnpool_lite import results
-from rnnpool_lite.results import ChapterResults, ClaimFailed, claim, compare, ordering, seed_stats, seed_summary
+from rnnpool_lite.repro import results
+from rnnpool_lite.repro.results import ChapterResults, ClaimFailed, claim, compare, ordering, seed_stats, seed_summary
 
 
 def test_claim_names_statement_and_values() -> None:

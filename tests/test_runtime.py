@@ -4,7 +4,7 @@ import ctypes.util
 
 import pytest
 
-from rnnpool_lite.runtime import keep_freed_memory
+from rnnpool_lite.train.runtime import keep_freed_memory
 
 
 def test_keep_freed_memory_applies_on_glibc():

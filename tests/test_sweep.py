@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 import rnnpool_lite
-from rnnpool_lite.sweep import combinations, load_grid, main, parameter_names, run_key, sweep
+from rnnpool_lite.repro.sweep import combinations, load_grid, main, parameter_names, run_key, sweep
 
 
 def _notebook(path: Path) -> None:
@@ -18,7 +18,7 @@ def _notebook(path: Path) -> None:
     nb.cells = [
         params,
         nbformat.v4.new_code_cell("if a == 2 and b == 20:\n    raise ValueError('bad combination')"),
-        nbformat.v4.new_code_cell("from rnnpool_lite.sweep import record\n"
+        nbformat.v4.new_code_cell("from rnnpool_lite.repro.sweep import record\n"
                                   "record('product', a * b)\nrecord('label', f'{a}-{b}')"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

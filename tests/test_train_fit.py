@@ -9,8 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from rnnpool_lite.train import (ClassificationTask, MultiLabelTask, cosine_lr, fit, load_checkpoint,
-                                save_checkpoint)
+from rnnpool_lite.train import MultiLabelTask, cosine_lr, fit, load_checkpoint, save_checkpoint
 
 
 def blobs(n: int = 96, seed: int = 0) -> TensorDataset:
@@ -204,7 +203,7 @@ def test_probe_shapes(with_conv, channels):
 def test_probe_as_a_downsampler(patch, stride, pools, pooled):
     """Table 16's rows on the probe: RNNPool slides over the conv's 16x16 map with the row's patch
     and stride (one or two RNNPools), so the map shrinks by the total stride, then is averaged."""
-    from rnnpool_lite.layer import RNNPool2d
+    from rnnpool_lite.op.layer import RNNPool2d
     from rnnpool_lite.train import RNNPoolProbe
     probe = RNNPoolProbe(32, 9, 5, 3, with_conv=True, patch_size=patch, stride=stride, pools=pools)
     rnnpools = [m for m in probe.pool if isinstance(m, RNNPool2d)]

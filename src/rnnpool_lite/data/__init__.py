@@ -3,13 +3,33 @@
 Every dataset is a ``torch.utils.data.Dataset`` with a ``classes`` list, deterministic given its
 seed, and reads nothing from the network.
 """
-from .probing import (ORIENTATION_CLASSES, SHAPE_CLASSES, MultiLineDataset, OneLineDataset,
-                      ShapesDataset, permute_rows_and_columns)
-from .real import (IMAGENET10_SYNSETS, ImageNet10, ScutHead, VisualWakeWords, WiderFace, load_image,
-                   parse_wider_annotations)
-from .scenes import FaceSceneDataset, FaceVsBackgroundDataset, detection_collate
-from .shipped import (BACKGROUND_NAMES, DigitsDataset, LFWFacesDataset, background_photograph,
-                      lfw_faces, lfw_non_faces, split_indices)
+from rnnpool_lite.data.probing import (
+                      ORIENTATION_CLASSES,
+                      SHAPE_CLASSES,
+                      MultiLineDataset,
+                      OneLineDataset,
+                      ShapesDataset,
+                      permute_rows_and_columns,
+)
+from rnnpool_lite.data.real import (
+                      IMAGENET10_SYNSETS,
+                      ImageNet10,
+                      ScutHead,
+                      VisualWakeWords,
+                      WiderFace,
+                      load_image,
+                      parse_wider_annotations,
+)
+from rnnpool_lite.data.scenes import FaceSceneDataset, FaceVsBackgroundDataset, detection_collate
+from rnnpool_lite.data.shipped import (
+                      BACKGROUND_NAMES,
+                      DigitsDataset,
+                      LFWFacesDataset,
+                      background_photograph,
+                      lfw_faces,
+                      lfw_non_faces,
+                      split_indices,
+)
 
 __all__ = [
     "ORIENTATION_CLASSES", "SHAPE_CLASSES", "OneLineDataset", "MultiLineDataset", "ShapesDataset",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .shipped import BACKGROUND_NAMES, background_photograph, lfw_faces, lfw_non_faces, split_indices
+from rnnpool_lite.data.shipped import BACKGROUND_NAMES, background_photograph, lfw_faces, lfw_non_faces, split_indices
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:

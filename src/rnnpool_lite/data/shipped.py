@@ -10,7 +10,7 @@
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ SKLEARN_BACKGROUNDS: tuple[str, ...] = ("china", "flower")
 BACKGROUND_NAMES: tuple[str, ...] = SKIMAGE_BACKGROUNDS + SKLEARN_BACKGROUNDS
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lfw() -> np.ndarray:
     return data.lfw_subset()  # (200, 25, 25) float64 in [0, 1]; first 100 are faces
 
@@ -43,7 +43,7 @@ def lfw_non_faces() -> np.ndarray:
     return _lfw()[100:]
 
 
-@lru_cache(maxsize=None)
+@cache
 def background_photograph(name: str) -> np.ndarray:
     """One background photograph as grey float64 (H, W) in [0, 1] (grey: the face crops are grey)."""
     if name in SKLEARN_BACKGROUNDS:

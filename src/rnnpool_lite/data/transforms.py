@@ -126,7 +126,7 @@ class ResizeCenterCrop:
         self.resize, self.crop = resize, (ch, cw)
 
     @classmethod
-    def for_crop(cls, crop: int) -> "ResizeCenterCrop":
+    def for_crop(cls, crop: int) -> ResizeCenterCrop:
         return cls(int(round(crop * 256 / 224)), crop)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

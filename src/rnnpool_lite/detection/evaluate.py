@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import Tensor
 
-from .postprocess import Detections
+from rnnpool_lite.detection.postprocess import Detections
 
 
 class _IgnoreAwareEval(COCOeval):

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .evaluate import average_precision
-from .postprocess import Detections, detect
-from .task import collate_detection
+from rnnpool_lite.detection.evaluate import average_precision
+from rnnpool_lite.detection.postprocess import Detections, detect
+from rnnpool_lite.detection.task import collate_detection
 
 
 @torch.no_grad()

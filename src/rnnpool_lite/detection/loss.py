@@ -8,11 +8,11 @@ divided by the number of positive anchors in the batch (SSD's normalisation).
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
-from .boxes import VARIANCES
-from .matching import match_priors
+from rnnpool_lite.detection.boxes import VARIANCES
+from rnnpool_lite.detection.matching import match_priors
 
 
 def maxout_background(conf: Tensor, num_background: int = 3) -> Tensor:

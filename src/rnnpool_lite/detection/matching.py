@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .boxes import VARIANCES, box_iou, corners, encode
+from rnnpool_lite.detection.boxes import VARIANCES, box_iou, corners, encode
 
 
 def match_priors(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .boxes import VARIANCES, decode, nms
+from rnnpool_lite.detection.boxes import VARIANCES, decode, nms
 
 
 @dataclass
@@ -16,12 +16,12 @@ class Detections:
     boxes: Tensor
     scores: Tensor
 
-    def scaled(self, width: float, height: float) -> "Detections":
+    def scaled(self, width: float, height: float) -> Detections:
         """Normalised coordinates -> pixels."""
         factor = torch.tensor([width, height, width, height], dtype=self.boxes.dtype, device=self.boxes.device)
         return Detections(self.boxes * factor, self.scores)
 
-    def to_cpu(self) -> "Detections":
+    def to_cpu(self) -> Detections:
         return Detections(self.boxes.cpu(), self.scores.cpu())
 
 

@@ -6,13 +6,14 @@ normalises each image's boxes by its width and height, the units of the anchors.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .boxes import VARIANCES
-from .loss import MultiBoxLoss
+from rnnpool_lite.detection.boxes import VARIANCES
+from rnnpool_lite.detection.loss import MultiBoxLoss
 
 
 def _boxes_of(target: Any) -> Tensor:

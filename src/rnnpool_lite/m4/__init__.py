@@ -12,13 +12,13 @@ arena replay), ``arena`` (first-fit SRAM), ``cost`` (flash, MACs, Cortex-M4 cycl
 ``arm-none-eabi-gcc``, QEMU ``mps2-an386``), ``target`` (``run_on_m4``: build, run and measure the
 C export on the host or on an emulated Cortex-M4; kernels in ``m4/c/``).
 """
-from .arena import Arena
-from .export import CProject, export_c
-from .fixed_point import QParams, multiply_by_quantized_multiplier, quantize_multiplier
-from .model import QuantizedModel
-from .quantize import SUPPORTED, UnsupportedError, quantize
-from .report import KIB, M4_SRAM_BYTES, Report, plot_arena
-from .target import M4Run, run_on_m4
+from rnnpool_lite.m4.arena import Arena
+from rnnpool_lite.m4.export import CProject, export_c
+from rnnpool_lite.m4.fixed_point import QParams, multiply_by_quantized_multiplier, quantize_multiplier
+from rnnpool_lite.m4.model import QuantizedModel
+from rnnpool_lite.m4.quantize import SUPPORTED, UnsupportedError, quantize
+from rnnpool_lite.m4.report import KIB, M4_SRAM_BYTES, Report, plot_arena
+from rnnpool_lite.m4.target import M4Run, run_on_m4
 
 __all__ = ["Arena", "CProject", "KIB", "M4Run", "M4_SRAM_BYTES", "QParams", "QuantizedModel", "Report", "SUPPORTED",
            "UnsupportedError", "export_c", "multiply_by_quantized_multiplier", "plot_arena", "quantize",

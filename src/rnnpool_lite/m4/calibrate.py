@@ -11,14 +11,15 @@ A detection head is a leaf of the graph; its two convolutions are observed separ
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, fx
 
-from ..models.face import DetectionHead
-from .fixed_point import QParams
+from rnnpool_lite.m4.fixed_point import QParams
+from rnnpool_lite.models.face import DetectionHead
 
 METHODS = ("minmax", "percentile")
 

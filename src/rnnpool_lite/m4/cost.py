@@ -19,7 +19,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, FlattenOp, HeadOp, LinearOp, Op, RNNPoolOp, Shape
+from rnnpool_lite.m4.ops import (
+    AddOp,
+    AvgPoolOp,
+    ClampOp,
+    ConcatOp,
+    ConvOp,
+    FlattenOp,
+    HeadOp,
+    LinearOp,
+    Op,
+    RNNPoolOp,
+    Shape,
+)
 
 MACS_PER_CYCLE = 2
 DEPTHWISE_MACS_PER_CYCLE = 1

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layer import RNNPool2d
-from ..models.blocks import ConvBNAct, InvertedResidual
+from rnnpool_lite.models.blocks import ConvBNAct, InvertedResidual
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def small_rnnpool_classifier(in_channels: int = 1, num_classes: int = 9, width: int = 8,

@@ -28,11 +28,22 @@ from typing import Any
 
 import numpy as np
 
-from .model import QuantizedModel
-from .ops import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, FlattenOp, HeadOp, LinearOp, Op, RNNPoolOp,
-                  Shape)
-from .quantize import UnsupportedError
-from .schedule import Stem, _steps, check_schedule, find_stem, infer_shapes, mbconv_groups, simulate_arena
+from rnnpool_lite.m4.model import QuantizedModel
+from rnnpool_lite.m4.ops import (
+    AddOp,
+    AvgPoolOp,
+    ClampOp,
+    ConcatOp,
+    ConvOp,
+    FlattenOp,
+    HeadOp,
+    LinearOp,
+    Op,
+    RNNPoolOp,
+    Shape,
+)
+from rnnpool_lite.m4.plan import Stem, _steps, check_schedule, find_stem, infer_shapes, mbconv_groups, simulate_arena
+from rnnpool_lite.m4.quantize import UnsupportedError
 
 C_SOURCES = ("rnn_kernels.c", "rnn_kernels.h", "rnn_platform.h", "platform_host.c", "platform_m4.c", "m4.ld")
 STEM_TOTAL = "stem (all patches, total)"  # the stem's own step; its ops' steps are parts of it
@@ -342,7 +353,7 @@ class _Gen:
         else:
             r0, c0, lh, lw = region(inp)
             crop = self.buf(f"{inp} crop")
-            body += [f"        /* the input crop of patch (pi, pj), zero point outside the frame */",
+            body += ["        /* the input crop of patch (pi, pj), zero point outside the frame */",
                      f"        {{ const rnn_view src = {{rnn_frame, {h}, {w}, {c}, 0, 0, {h}, {w}, {self.zp[inp]}}};",
                      f"          const rnn_region dst = {{{crop}, {lh}, {lw}, {c}, {r0}, {c0}, {h}, {w}, {self.zp[inp]}}};",
                      "          rnn_copy_crop(&src, &dst); }"]

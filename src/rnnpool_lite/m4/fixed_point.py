@@ -127,7 +127,7 @@ class QParams:
     zero_point: int
 
     @classmethod
-    def from_range(cls, lo: float, hi: float) -> "QParams":
+    def from_range(cls, lo: float, hi: float) -> QParams:
         """Asymmetric int8 parameters covering ``[min(lo, 0), max(hi, 0)]`` (TFLite's rule)."""
         lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
         if hi - lo < 1e-8:

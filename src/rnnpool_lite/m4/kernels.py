@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .fixed_point import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, require_int, saturate
+from rnnpool_lite.m4.fixed_point import INT8_MAX, INT8_MIN, multiply_by_quantized_multiplier, require_int, saturate
 
 Padding = tuple[int, int, int, int]  # top, bottom, left, right
 

@@ -7,12 +7,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cost import flash_bytes, op_cycles
-from .fixed_point import QParams
-from .ops import HeadOp, Op
-from .report import Report
-from .schedule import (Stem, check_schedule, find_stem, infer_shapes, mbconv_groups, run_mbconv_rows, run_stem,
-                       simulate_arena)
+from rnnpool_lite.m4.cost import flash_bytes, op_cycles
+from rnnpool_lite.m4.fixed_point import QParams
+from rnnpool_lite.m4.ops import HeadOp, Op
+from rnnpool_lite.m4.plan import (
+    Stem,
+    check_schedule,
+    find_stem,
+    infer_shapes,
+    mbconv_groups,
+    run_mbconv_rows,
+    run_stem,
+    simulate_arena,
+)
+from rnnpool_lite.m4.report import Report
 
 
 def _flatten(spec: Any) -> list[str]:

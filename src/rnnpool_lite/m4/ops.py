@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import kernels
-from .fixed_point import INT8_MAX, INT8_MIN
-from .rnnpool_int import IntRNNPool
+from rnnpool_lite.m4 import kernels
+from rnnpool_lite.m4.fixed_point import INT8_MAX, INT8_MIN
+from rnnpool_lite.m4.rnnpool_int import IntRNNPool
 
 Shape = tuple[int, ...]
 Window = tuple[int, int, int, int, int, int]

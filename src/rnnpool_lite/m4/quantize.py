@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..cells import FastGRNNCell, quant_sigmoid, quant_tanh
-from ..layer import RNNPool2d
-from ..models.blocks import InvertedResidual
-from ..models.face import DetectionHead
-from ..models.tracing import RNNPoolLeafTracer
-from .calibrate import calibrate
-from .fixed_point import QParams, quantize_bias, quantize_multiplier, quantize_weights
-from .kernels import ADD_LEFT_SHIFT
-from .model import QuantizedModel
-from .ops import (AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, FlattenOp, HeadOp, LinearOp, Op,
-                  RNNPoolOp)
-from .rnnpool_int import IntRNNPool, check_rnnpool
+from rnnpool_lite.m4.calibrate import calibrate
+from rnnpool_lite.m4.fixed_point import QParams, quantize_bias, quantize_multiplier, quantize_weights
+from rnnpool_lite.m4.kernels import ADD_LEFT_SHIFT
+from rnnpool_lite.m4.model import QuantizedModel
+from rnnpool_lite.m4.ops import AddOp, AvgPoolOp, ClampOp, ConcatOp, ConvOp, FlattenOp, HeadOp, LinearOp, Op, RNNPoolOp
+from rnnpool_lite.m4.rnnpool_int import IntRNNPool, check_rnnpool
+from rnnpool_lite.models.blocks import InvertedResidual
+from rnnpool_lite.models.face import DetectionHead
+from rnnpool_lite.models.tracing import RNNPoolLeafTracer
+from rnnpool_lite.op.cells import FastGRNNCell, quant_sigmoid, quant_tanh
+from rnnpool_lite.op.layer import RNNPool2d
 
 SUPPORTED = ("Conv2d (+ BatchNorm2d, ReLU, ReLU6)", "ReLU", "ReLU6", "Linear", "AdaptiveAvgPool2d(1)",
              "Flatten", "Dropout", "Identity", "RNNPool2d (FastGRNN, piecewise-linear)", "DetectionHead",

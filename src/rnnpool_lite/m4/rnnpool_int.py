@@ -31,12 +31,20 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..cells import FastGRNNCell
-from ..layer import RNNPool2d
-from .fixed_point import (INT16_MAX, INT16_MIN, QParams, multiply_by_quantized_multiplier,
-                          quantize_multiplier, quantize_weights, require_int, rounding_right_shift,
-                          saturate)
-from .kernels import pad, requantize_acc
+from rnnpool_lite.m4.fixed_point import (
+    INT16_MAX,
+    INT16_MIN,
+    QParams,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    quantize_weights,
+    require_int,
+    rounding_right_shift,
+    saturate,
+)
+from rnnpool_lite.m4.kernels import pad, requantize_acc
+from rnnpool_lite.op.cells import FastGRNNCell
+from rnnpool_lite.op.layer import RNNPool2d
 
 Q15 = 15
 
@@ -58,7 +66,7 @@ class IntFastGRNN:
     state_bits: int  # ib: the state is Q(15 - ib)
 
     @classmethod
-    def from_float(cls, cell: FastGRNNCell, input_scale: float, steps: int) -> "IntFastGRNN":
+    def from_float(cls, cell: FastGRNNCell, input_scale: float, steps: int) -> IntFastGRNN:
         """Quantize ``cell`` whose input has real value ``input_scale * (q - zp)``."""
         zeta, nu = float(cell.zeta.detach()), float(cell.nu.detach())
         bound = zeta + steps * nu
@@ -134,7 +142,7 @@ class IntRNNPool:
     out_zp: int
 
     @classmethod
-    def from_float(cls, layer: RNNPool2d, qin: QParams, qout: QParams, name: str = "rnnpool") -> "IntRNNPool":
+    def from_float(cls, layer: RNNPool2d, qin: QParams, qout: QParams, name: str = "rnnpool") -> IntRNNPool:
         check_rnnpool(layer, name)
         steps = max(layer.kernel_size)
         rnn1 = IntFastGRNN.from_float(layer.rnn1, qin.scale, steps)

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import toolchain
-from .export import STEM_TOTAL, CProject, export_c, read_outputs, write_input
-from .model import QuantizedModel
+from rnnpool_lite.m4 import toolchain
+from rnnpool_lite.m4.export import STEM_TOTAL, CProject, export_c, read_outputs, write_input
+from rnnpool_lite.m4.model import QuantizedModel
 
 TARGETS = ("qemu", "host")
 

@@ -3,11 +3,11 @@
 Every convolution is followed by ``nn.BatchNorm2d`` (paper, Appendix G) and activations are
 modules, not functional calls, so BatchNorm folding and ``torch.fx`` conversion see them. Blocks
 have their own classes (``InvertedResidual``, ...) because the RAM convention of Appendix E treats
-each kind of block by its own rule (see :mod:`rnnpool_lite.profile`).
+each kind of block by its own rule (see :mod:`rnnpool_lite.accounting.profiler`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
@@ -35,7 +35,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 class ConvBNAct(nn.Sequential):
     """``Conv2d`` (no bias) -> ``BatchNorm2d`` -> activation (``nn.ReLU6`` by default, or none)."""
 
-    #: RAM convention (``rnnpool_lite.profile``): input and output are live together.
+    #: RAM convention (``rnnpool_lite.accounting.profiler``): input and output are live together.
     memory_rule = "in+out"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,

@@ -20,10 +20,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, check_num_classes
-from .downsample import downsampler as make_downsampler
-from .mobilenetv2 import _last_pool
+from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.downsample import downsampler as make_downsampler
+from rnnpool_lite.models.mobilenetv2 import _last_pool
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: DenseNet121 rows: (dense layers, output channels of the transition after them; 0 = none).
 DENSENET121_ROWS: list[tuple[int, int]] = [(6, 128), (12, 256), (24, 512), (16, 0)]

@@ -16,8 +16,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct
+from rnnpool_lite.models.blocks import ConvBNAct
+from rnnpool_lite.op.layer import RNNPool2d
 
 DOWNSAMPLERS = ("rnnpool", "avg", "max", "strided_conv", "renet")
 
@@ -31,7 +31,7 @@ class ReNet2d(nn.Module):
     """
 
     #: RAM convention: like RNNPool it can consume its input a patch row at a time, so the stem
-    #: before it is never materialised (``rnnpool_lite.profile``).
+    #: before it is never materialised (``rnnpool_lite.accounting.profiler``).
     memory_rule = "rnnpool"
 
     def __init__(self, in_channels: int, out_channels: int, patch: int = 4) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: EfficientNet-B0 MBConv rows [t, k, c, n, s].
 EFFICIENTNET_B0_ROWS: list[tuple[int, int, int, int, int]] = [

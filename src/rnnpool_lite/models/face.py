@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, DepthwiseSeparable, bottleneck_stages
+from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable, bottleneck_stages
+from rnnpool_lite.op.layer import RNNPool2d
 
 FACE_VARIANTS = ("A", "B", "C", "Quant", "M4")
 

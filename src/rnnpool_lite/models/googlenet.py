@@ -6,7 +6,7 @@ classifiers: the paper's 9.96M parameters at 10 classes are those of GoogLeNet *
 auxiliary heads (5.6M without) and with a 3x3 conv in the "5x5" branch, as in the widely used
 reference implementation the paper's counts match (torchvision's; ``branch5_kernel=5`` gives
 Szegedy et al.'s 5x5 and 10.34M). The auxiliary heads run only in training mode; inference (and so
-:func:`rnnpool_lite.profile.profile`, which runs in eval mode) never computes them.
+:func:`rnnpool_lite.accounting.profiler.profile`, which runs in eval mode) never computes them.
 
 GoogLeNet-RNNPool (Table 9: patch 8, h1 = h2 = 32): conv 7x7 c64 s2 -> RNNPool (112x112x64 ->
 28x28x128) -> max pool -> inception 4a ... The RNNPool replaces P1, C2, P2, 3a and 3b: the paper
@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: Inception rows (c1, c3_reduce, c3, c5_reduce, c5, pool_proj, max_pool_after), 3a ... 5b.
 INCEPTION_ROWS: list[tuple[int, int, int, int, int, int, bool]] = [

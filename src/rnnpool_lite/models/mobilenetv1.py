@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import ConvBNAct, DepthwiseSeparable, check_num_classes, repeat_rows
-from .downsample import downsampler as make_downsampler
+from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable, check_num_classes, repeat_rows
+from rnnpool_lite.models.downsample import downsampler as make_downsampler
 
 #: MobileNetV1 depthwise-separable rows [c, n, s].
 MOBILENETV1_ROWS: list[tuple[int, int, int]] = [

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, bottleneck_stages, check_num_classes, make_divisible
-from .downsample import DOWNSAMPLERS, downsampler as make_downsampler
+from rnnpool_lite.models.blocks import ConvBNAct, bottleneck_stages, check_num_classes, make_divisible
+from rnnpool_lite.models.downsample import DOWNSAMPLERS
+from rnnpool_lite.models.downsample import downsampler as make_downsampler
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: MobileNetV2 bottleneck rows [t, c, n, s] (Sandler et al., Table 2 there).
 MOBILENETV2_ROWS: list[tuple[int, int, int, int]] = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
-from .blocks import ConvBNAct, repeat_rows
+from rnnpool_lite.models.blocks import ConvBNAct, repeat_rows
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: ResNet18 stages [c, n, s] (He et al.).
 RESNET18_ROWS: list[tuple[int, int, int]] = [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]

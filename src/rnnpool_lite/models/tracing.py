@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import fx, nn
 
-from ..layer import RNNPool2d
-from .downsample import ReNet2d
+from rnnpool_lite.models.downsample import ReNet2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 class RNNPoolLeafTracer(fx.Tracer):

@@ -1,12 +1,12 @@
 """Training engine: ``fit`` (SGD + cosine, checkpoints, exact resume, DDP) and its tasks."""
-from .checkpoint import load_checkpoint, save_checkpoint
-from .fit import FitResult, choose_device, fit, to_device
-from .schedule import cosine_lr
-from .seeding import epoch_seed, seed_everything, seed_worker
-from .min_hidden import HiddenSearch, power_of_two_pairs, rnnpool_parameters, smallest_hidden
-from .one_shot import ONE_SHOT_OPERATORS, OneShotPoolClassifier
-from .probe import RNNPoolProbe
-from .tasks import ClassificationTask, MultiLabelTask, Task
+from rnnpool_lite.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnpool_lite.train.fit import FitResult, choose_device, fit, to_device
+from rnnpool_lite.train.lr_schedule import cosine_lr
+from rnnpool_lite.train.min_hidden import HiddenSearch, power_of_two_pairs, rnnpool_parameters, smallest_hidden
+from rnnpool_lite.train.one_shot import ONE_SHOT_OPERATORS, OneShotPoolClassifier
+from rnnpool_lite.train.probe import RNNPoolProbe
+from rnnpool_lite.train.seeding import epoch_seed, seed_everything, seed_worker
+from rnnpool_lite.train.tasks import ClassificationTask, MultiLabelTask, Task
 
 __all__ = [
     "fit", "FitResult", "choose_device", "to_device", "cosine_lr", "save_checkpoint", "load_checkpoint",

@@ -35,11 +35,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import World, all_reduce_sums, current_world, init_from_env
-from .schedule import cosine_lr
-from .seeding import epoch_seed, seed_everything, seed_worker
-from .tasks import ClassificationTask, Task
+from rnnpool_lite.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnpool_lite.train.distributed import World, all_reduce_sums, current_world, init_from_env
+from rnnpool_lite.train.lr_schedule import cosine_lr
+from rnnpool_lite.train.seeding import epoch_seed, seed_everything, seed_worker
+from rnnpool_lite.train.tasks import ClassificationTask, Task
 
 # settings that must agree between a checkpoint and the run resuming from it
 _RESUME_KEYS = ("epochs", "lr", "momentum", "weight_decay", "warmup_epochs", "batch_size", "seed")

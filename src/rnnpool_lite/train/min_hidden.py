@@ -8,12 +8,12 @@ does worse; the table of tried pairs shows what each one reached.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import pandas as pd
 
-from ..layer import RNNPool2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def rnnpool_parameters(in_channels: int, h1: int, h2: int) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..layer import RNNPool2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 ONE_SHOT_OPERATORS: tuple[str, ...] = ("rnnpool", "strided_conv", "avg", "max")
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 SECOND_POOL = (4, 2)  # Table 16 row g: the second RNNPool's patch size and stride
 
-from ..layer import RNNPool2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 class RNNPoolProbe(nn.Module):

@@ -7,12 +7,13 @@ by plain addition (one ``all_reduce``) into exact epoch means.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import default_collate
-import torch.nn.functional as F
 
 
 @runtime_checkable

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .arena import Arena
-from .kernels import pad
-from .ops import ClampOp, ConcatOp, ConvOp, HeadOp, Op, RNNPoolOp, Shape
+from rnnpool_lite.m4.arena import Arena
+from rnnpool_lite.m4.kernels import pad
+from rnnpool_lite.m4.ops import ClampOp, ConcatOp, ConvOp, HeadOp, Op, RNNPoolOp, Shape
 
 SCHEDULES = ("layer", "patch")
 Region = tuple[int, int, int]  # a, b, L along one axis: patch i needs [a i + b, a i + b + L)

@@ -23,15 +23,15 @@ and additions) from its ``torch.fx`` graph, so Table 8 is computed from the mode
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from .models.tracing import RNNPoolLeafTracer
+from rnnpool_lite.models.tracing import RNNPoolLeafTracer
 
 
 def proposition1_lower_bound(channels: Sequence[int], kernel_sizes: Sequence[int],

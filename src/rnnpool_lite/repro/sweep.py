@@ -1,6 +1,6 @@
 """Run a chapter notebook over a grid of parameters and collect what each run records.
 
-    python -m rnnpool_lite.sweep NOTEBOOK --grid grid.yaml --jobs N --out DIR
+    python -m rnnpool_lite.repro.sweep NOTEBOOK --grid grid.yaml --jobs N --out DIR
 
 ``grid.yaml`` maps each papermill parameter to a list of values; every combination (the Cartesian
 product, in file order) is executed (a YAML *list* of such mappings runs the union of their
@@ -217,7 +217,7 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.repro.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
     parser.add_argument("--grid", required=True, help="YAML file: parameter -> list of values")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")

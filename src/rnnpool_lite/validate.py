@@ -7,8 +7,9 @@ parameter's name.
 """
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any, Collection, Iterable
+from typing import Any
 
 
 class ParameterError(ValueError):

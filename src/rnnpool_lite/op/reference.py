@@ -7,11 +7,11 @@ it to check ``RNNPool2d``; it is far too slow for anything else.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 import torch.nn.functional as F
+from torch import Tensor
 
-from .cells import FastGRNNCell, GRUCell, LSTMCell, RecurrentCell, quant_sigmoid, quant_tanh
-from .layer import RNNPool2d
+from rnnpool_lite.op.cells import FastGRNNCell, GRUCell, LSTMCell, RecurrentCell, quant_sigmoid, quant_tanh
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def _nonlinearities(cell: RecurrentCell):

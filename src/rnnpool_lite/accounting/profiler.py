@@ -41,21 +41,20 @@ one after another and the RAM of a step is what must be live then; the peak is t
 * BatchNorm, activations, dropout and flatten run in place. A network output (a map no other
   unit reads: detection heads, the classifier) is decoded as it is produced and is not kept.
 
-Propositions 1/2 and the row-by-row schedule of Table 8 are in :mod:`rnnpool_lite.bounds`
-(re-exported here); the paper-vs-ours tables in :mod:`rnnpool_lite.comparison`.
+Propositions 1/2 and the row-by-row schedule of Table 8 are in :mod:`rnnpool_lite.accounting.bounds`
+; the paper-vs-ours tables in :mod:`rnnpool_lite.accounting.comparison`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-# re-exported: these lived here before bounds.py and stay importable from profile
-from .bounds import proposition1_lower_bound, proposition2_lower_bound, row_schedule_ram  # noqa: F401
-from .layer import RNNPool2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: Modules that run in place on their input (no new activation map under the convention).
 IN_PLACE = (nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Flatten, nn.Identity,
@@ -329,10 +328,3 @@ def _numel(shape: tuple[int, ...]) -> int:
     for s in shape:
         n *= s
     return n
-
-
-def paper_tables(rnnpool_mode: str = "shared") -> dict[str, "pd.DataFrame"]:
-    """Paper vs ours for Tables 1-5 and 8; see :func:`rnnpool_lite.comparison.paper_tables`."""
-    from .comparison import paper_tables as _paper_tables  # the comparison builds models: import late
-
-    return _paper_tables(rnnpool_mode)

@@ -9,7 +9,7 @@ book never compares them as saved text. Instead a chapter
   calls it only where the means are separated by more than their spreads;
 * writes its "paper vs this book" numbers with :class:`ChapterResults` to
   ``results/<chapter>.json``, together with its parameters, seeds, the torch version and the CPU
-  capability, so ``python -m rnnpool_lite.results compare A B`` can show what moved between two
+  capability, so ``python -m rnnpool_lite.repro.results compare A B`` can show what moved between two
   machines.
 """
 from __future__ import annotations
@@ -20,10 +20,11 @@ import math
 import os
 import platform
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -180,7 +181,7 @@ class ChapterResults:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ChapterResults":
+    def load(cls, path: str | Path) -> ChapterResults:
         """Read a file written by :meth:`save`."""
         data = json.loads(Path(path).read_text())
         unknown = set(data) - {f for f in cls.__dataclass_fields__}
@@ -247,7 +248,7 @@ def _same(a: Any, b: Any, rtol: float) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.results",
+    parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.repro.results",
                                      description="Compare two machines' chapter results.")
     sub = parser.add_subparsers(dest="command", required=True)
     cmp = sub.add_parser("compare", help="print the numbers, parameters and environment that differ")

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
 from torch.nn import functional as F
 
-from .layer import RNNPool2d
-from .models.downsample import ReNet2d
-from .models.tracing import RNNPoolLeafTracer
+from rnnpool_lite.models.downsample import ReNet2d
+from rnnpool_lite.models.tracing import RNNPoolLeafTracer
+from rnnpool_lite.op.layer import RNNPool2d
 
 #: The four sweeps of RNNPool, in the order of their channel groups in the layer's output.
 SWEEPS = ("rows forward", "rows backward", "columns forward", "columns backward")
@@ -47,19 +48,19 @@ class Span:
         """Pixels spanned (``inf`` for a global layer)."""
         return self.hi - self.lo + 1
 
-    def then(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> "Span":
+    def then(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> Span:
         """This span followed by a sliding window (conv / pool) with these settings."""
         return Span(self.lo - padding * self.jump,
                     self.hi + ((kernel - 1) * dilation - padding) * self.jump,
                     self.jump * stride)
 
-    def union(self, other: "Span") -> "Span":
+    def union(self, other: Span) -> Span:
         """Both spans at once (two branches that are added or concatenated)."""
         if self.jump != other.jump:
             raise ValueError(f"cannot join receptive fields with strides {self.jump} and {other.jump}")
         return Span(min(self.lo, other.lo), max(self.hi, other.hi), self.jump)
 
-    def everything(self) -> "Span":
+    def everything(self) -> Span:
         """A layer that mixes all positions (global pooling, ReNet, a linear layer)."""
         return Span(-math.inf, math.inf, self.jump)
 

@@ -7,18 +7,19 @@ carries a one-line reason from :data:`DIFFERENCE_NOTES` ("not explained" would b
 """
 from __future__ import annotations
 
-from functools import lru_cache, partial
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache, partial
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from . import models as M
-from .bounds import row_schedule_ram
-from .layer import RNNPool2d
-from .paper import paper_table
-from .profile import Profile, profile
+from rnnpool_lite import models as M
+from rnnpool_lite.accounting.bounds import row_schedule_ram
+from rnnpool_lite.accounting.profiler import Profile, profile
+from rnnpool_lite.op.layer import RNNPool2d
+from rnnpool_lite.repro.paper import paper_table
 
 IMAGE = (3, 224, 224)
 VGA = (3, 480, 640)
@@ -91,7 +92,7 @@ for _method, (_down, _last) in TABLE2_METHODS.items():
         else partial(M.mobilenetv2_rnnpool_vww, last_pool=_last, downsampler=_down), IMAGE, 4)
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_profile(name: str, rnnpool_mode: str = "shared") -> Profile:
     """The cached :func:`profile` of ``MODEL_SPECS[name]``.
 
@@ -263,7 +264,7 @@ def table5(rnnpool_mode: str = "shared") -> pd.DataFrame:
              p.params / 2**10)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def min_peak_ram_mb(name: str) -> float:
     """Table 8's least RAM without recomputation (MB) of ``name``.
 
@@ -293,7 +294,7 @@ def table8() -> pd.DataFrame:
 def paper_tables(rnnpool_mode: str = "shared") -> dict[str, pd.DataFrame]:
     """Paper vs ours for Tables 1, 2, 3, 4, 5 and 8 (figures computable without training).
 
-    ``rnnpool_mode`` is the RNNPool MAdds convention (:func:`rnnpool_lite.profile.rnnpool_madds`);
+    ``rnnpool_mode`` is the RNNPool MAdds convention (:func:`rnnpool_lite.accounting.profiler.rnnpool_madds`);
     Table 8 has no MAdds and does not depend on it.
     """
     return {"table1": table1(rnnpool_mode), "table2": table2(rnnpool_mode), "table3": table3(rnnpool_mode),

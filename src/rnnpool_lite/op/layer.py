@@ -11,7 +11,7 @@ Semantics, per output position (one ``kh x kw`` patch of the zero-padded input):
    channels.
 
 How it is computed fast (the result is the same as the per-patch definition, see
-``rnnpool_lite.reference``; all recurrences use a feature-first layout ``(hidden, batch)``):
+``rnnpool_lite.op.reference``; all recurrences use a feature-first layout ``(hidden, batch)``):
 
 * A row summary depends only on its row segment, so vertically overlapping patches share row
   summaries; RNN1 runs once per (image row, horizontal patch position), and once per (image
@@ -23,14 +23,15 @@ How it is computed fast (the result is the same as the per-patch definition, see
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
-from .cells import FastGRNNCell, RecurrentCell, make_cell
+from rnnpool_lite.op.cells import FastGRNNCell, RecurrentCell, make_cell
 
 IntPair = int | tuple[int, int]
 
@@ -332,7 +333,7 @@ class RNNPool2d(nn.Module):
         piecewise_linear: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-    ) -> "RNNPool2d":
+    ) -> RNNPool2d:
         """Build a FastGRNN layer from EdgeML's C-reference parameter names.
 
         ``params`` holds ``W1, U1, Bg1, Bh1, sigmoid_zeta1, sigmoid_nu1`` and the same with 2

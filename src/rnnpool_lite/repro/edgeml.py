@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from .layer import RNNPool2d
+from rnnpool_lite.op.layer import RNNPool2d
 
 
 def load_vww_trace() -> dict[str, Any]:
     """The trace as a dict (``params``, ``input`` [rows][cols][channels], ``expected_output``...)."""
-    path = resources.files("rnnpool_lite.edgeml_data").joinpath("edgeml_vww_rnnpool_trace.json")
+    path = resources.files("rnnpool_lite.repro.edgeml_data").joinpath("edgeml_vww_rnnpool_trace.json")
     return json.loads(path.read_text())
 
 

@@ -20,11 +20,11 @@ The nonlinearities can be swapped for the piecewise-linear ``quant_sigmoid`` /
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 Activation = Callable[[Tensor], Tensor]
 

@@ -1,0 +1,1 @@
+"""Reproduction tooling for the book: the paper's tables and the authors' trace, claims and seed statistics, chapter results and resumable sweeps."""
