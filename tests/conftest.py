@@ -1,16 +1,16 @@
 """Shared test settings: deterministic, few threads (CI has 2 cores), hypothesis profile."""
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import settings
 
+import rnnpool_lite
+from rnnpool_lite.repro.edgeml import load_vww_trace
 from rnnpool_lite.train.runtime import keep_freed_memory
-
-DATA = Path(__file__).parent / "data"
 
 settings.register_profile("rnnpool", deadline=None, max_examples=25, derandomize=True)
 settings.load_profile("rnnpool")
@@ -29,5 +29,12 @@ def _seed_and_threads():
 
 @pytest.fixture(scope="session")
 def edgeml_trace() -> dict:
-    """The authors' C-reference trace of one VWW RNNPool patch (see tests/data/README.md)."""
-    return json.loads((DATA / "edgeml_vww_rnnpool_trace.json").read_text())
+    """The authors' C-reference trace of one VWW RNNPool patch, as the package ships it."""
+    return load_vww_trace()
+
+
+@pytest.fixture
+def kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook kernels started by papermill import this checkout's package, not another install."""
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))

@@ -5,15 +5,13 @@ parameter, from the cell right after ``parameters``, not a traceback from deep i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import papermill as pm
 import pytest
 
-import rnnpool_lite
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
 
 CASES = [
     ("01_rnnpool_operator", {"image_size": 0}, "parameter image_size=0"),
@@ -24,10 +22,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
 
 
 @pytest.mark.parametrize("chapter, parameters, message", CASES, ids=[f"{c}-{next(iter(p))}" for c, p, _ in CASES])

@@ -2,25 +2,20 @@
 the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import papermill as pm
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-import rnnpool_lite
 from rnnpool_lite.repro.sweep import read_records
-from test_chapter_parameters import _vww_tree
+from support import vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
 CHAPTER = NOTEBOOKS / "10_ram_accuracy_tradeoffs.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
 
 
 @pytest.mark.parametrize("parameters, message", [
@@ -34,11 +29,12 @@ def test_bad_parameter_stops_with_its_name(tmp_path: Path, parameters: dict, mes
         pm.execute_notebook(str(CHAPTER), str(tmp_path / "10.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
                             parameters=parameters)
     assert error.value.ename == "ParameterError" and message in error.value.evalue
-    assert error.value.exec_count <= 3  # parameters, papermill's injected parameters, then the check: nothing ran before it
+    # parameters, papermill's injected parameters, then the check: nothing ran before it
+    assert error.value.exec_count <= 3
 
 
 def test_run_notebook_trains_on_vww_layout(tmp_path: Path) -> None:
-    _vww_tree(tmp_path / "vww")
+    vww_tree(tmp_path / "vww")
     out = tmp_path / "run.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "runs" / "vww_resolution.ipynb"), str(out), cwd=str(NOTEBOOKS / "runs"),
                         progress_bar=False, parameters=dict(

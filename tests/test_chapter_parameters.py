@@ -12,42 +12,19 @@ its default scale is the other half: there the same claims hold.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import numpy as np
 import papermill as pm
 import pytest
 from papermill.exceptions import PapermillExecutionError
-from PIL import Image
 
-import rnnpool_lite
 from rnnpool_lite.repro.sweep import read_records
+from support import vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
 
 
-@pytest.fixture(autouse=True)
-def _kernel_sees_this_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
-
-
-def _vww_tree(root: Path) -> None:
-    """8 random jpgs per split, odd ones with a person box of 20% of the image (above the 0.5% rule)."""
-    rng = np.random.default_rng(0)
-    (root / "annotations").mkdir(parents=True)
-    for split in ("mini_train", "mini_val"):
-        (root / split).mkdir()
-        images, annotations = [], []
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / split / f"{i}.jpg")
-            images.append({"id": i, "file_name": f"{i}.jpg", "width": 48, "height": 40})
-            if i % 2:
-                annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [0, 0, 20, 19]})
-        coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
-        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
 
 
 def _text_outputs(notebook: Path) -> str:
@@ -59,7 +36,7 @@ def _text_outputs(notebook: Path) -> str:
 
 
 def test_vww_chapter_runs_on_real_layout(tmp_path: Path) -> None:
-    _vww_tree(tmp_path / "vww")
+    vww_tree(tmp_path / "vww")
     out = tmp_path / "05.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "05_visual_wake_words.ipynb"), str(out), cwd=str(NOTEBOOKS),
                         progress_bar=False, parameters=dict(

@@ -26,14 +26,6 @@ def test_matches_edgeml_trace(edgeml_trace, dtype):
     assert (out - expected).abs().max().item() < 1e-5
 
 
-def test_shipped_trace_is_the_fixture(edgeml_trace):
-    from rnnpool_lite.repro.edgeml import load_vww_trace, trace_layer_and_input
-
-    assert load_vww_trace() == edgeml_trace
-    layer, x, expected = trace_layer_and_input(edgeml_trace)
-    assert (layer(x).flatten() - expected).abs().max() < 1e-5
-
-
 def test_edgeml_round_trip(edgeml_trace):
     params = edgeml_trace["params"]
     layer = RNNPool2d.from_edgeml({k: np.asarray(v) for k, v in params.items()}, 6, dtype=F64)
