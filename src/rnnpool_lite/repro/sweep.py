@@ -38,16 +38,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from rnnpool_lite.repro.results import plain_value
+
 MIMETYPE = "application/x.rnnpool-lite.record+json"
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly version of numpy / torch scalars and arrays."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def record(name: str, value: Any) -> None:
@@ -60,7 +53,7 @@ def record(name: str, value: Any) -> None:
 
     if not isinstance(name, str) or not name:
         raise TypeError(f"record name must be a non-empty string, got {name!r}")
-    payload = {"name": name, "value": _plain(value)}
+    payload = {"name": name, "value": plain_value(value)}
     json.dumps(payload)  # fail here, with the value's type in the message, not in the kernel
     display({MIMETYPE: payload}, raw=True)
 
