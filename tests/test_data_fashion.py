@@ -92,7 +92,8 @@ def test_scenes_shapes_balance_and_labels(tmp_path: Path) -> None:
     has_bag = (ds.source_classes == bag).any(1)
     assert torch.equal(has_bag, ds.targets.bool())  # the label is exactly "a Bag was pasted"
     assert ((ds.source_classes == bag).sum(1) <= 1).all()
-    assert ((ds.sources >= 0).sum(1) >= 1).all()  # objects=(1, 3): every scene has something pasted
+    assert ((ds.sources >= 0).sum(1) >= 1).all()  # objects=(1, 2): every scene has something pasted
+    assert ((ds.sources >= 0).sum(1) == 2).any()
     one = FashionWakeWords("train", size=4, image_size=64, object_sizes=(10, 24), channels=1, root=root, seed=3)
     assert one.images.shape == (4, 1, 64, 64) and torch.equal(one.images[:, 0], ds.images[:4, 0])
 
@@ -160,6 +161,8 @@ def test_scenes_from_the_real_files_keep_the_split() -> None:
     train = FashionWakeWords("train", size=64, seed=0)
     test = FashionWakeWords("test", size=64, seed=0)
     assert train.images.shape == (64, 3, 96, 96)
+    sides = train.boxes[..., 2][train.sources >= 0]
+    assert sides.min() >= 24 and sides.max() <= 48  # the default: a quarter to a half of the side
     assert test.sources.max() < 10000 and train.sources.max() >= 10000  # 60,000 training images to draw from
     assert not torch.equal(train.images, test.images)
 

@@ -101,6 +101,8 @@ def test_pairing_by_seed_key_and_pandas() -> None:
         compare_paired({**a, 3: 1.0}, b, paper_gap=0.5)
     with pytest.raises(TypeError, match="both keyed by seed"):
         compare_paired(a, [1.0, 2.0, 3.0], paper_gap=0.5)
+    with pytest.raises(ValueError, match="one-dimensional"):  # a table is not one value per seed
+        compare_paired(pd.DataFrame({"x": a, "y": a}), pd.DataFrame({"x": b, "y": b}), paper_gap=0.5)
 
 
 @pytest.mark.parametrize(("a", "b", "kwargs", "error", "match"), [

@@ -23,16 +23,19 @@ all take their verdicts from here, so one comparison is stated one way everywher
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as scipy_stats
 
 Claim = Literal["greater", "equivalent"]
 Verdict = Literal["reproduced", "contradicted", "inconclusive"]
 Method = Literal["t", "bca", "percentile"]
+#: per-seed values: a sequence or array in seed order, or a mapping (dict, pandas Series) seed -> value
+Samples = ArrayLike | Mapping[Any, float]
 
 CLAIMS: tuple[str, ...] = ("greater", "equivalent")
 METHODS: tuple[str, ...] = ("t", "bca", "percentile")
@@ -108,10 +111,10 @@ def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95)
     return n
 
 
-def compare_paired(a: Sequence[float] | Mapping[Any, float] | Any, b: Sequence[float] | Mapping[Any, float] | Any,
-                   *, claim: Claim = "greater", paper_gap: float | None = None, margin: float | None = None,
-                   confidence: float = 0.95, method: Method = "t", labels: tuple[str, str] = ("a", "b"),
-                   metric: str = "accuracy", unit: str = "", digits: int = 2) -> PairedComparison:
+def compare_paired(a: Samples, b: Samples, *, claim: Claim = "greater", paper_gap: float | None = None,
+                   margin: float | None = None, confidence: float = 0.95, method: Method = "t",
+                   labels: tuple[str, str] = ("a", "b"), metric: str = "accuracy", unit: str = "",
+                   digits: int = 2) -> PairedComparison:
     """Compare two models' per-seed metrics, paired by seed, and decide the paper's claim about them.
 
     ``a`` and ``b`` are either two sequences in the same seed order, or two mappings (a dict or a
@@ -210,7 +213,8 @@ def _check_positive(name: str, value: float | None, claim: str) -> None:
 
 
 def _keyed(x: Any) -> bool:
-    return isinstance(x, Mapping) or (hasattr(x, "index") and hasattr(x, "items") and hasattr(x, "to_dict"))
+    """A mapping seed -> value: a dict, or a pandas Series (one-dimensional, indexed by seed)."""
+    return isinstance(x, Mapping) or (getattr(x, "ndim", None) == 1 and hasattr(x, "index") and hasattr(x, "items"))
 
 
 def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

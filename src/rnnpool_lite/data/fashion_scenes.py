@@ -1,18 +1,22 @@
 """A visual wake-word task from Fashion-MNIST: "is a <target> in this scene?", at 96-128 px.
 
-Each scene is a random crop of one of the shipped background photographs with 1-3 Fashion-MNIST
-objects pasted at random sizes (a few percent of the image side up to a third of it) and positions,
-without overlap. Positives hold one object of the target class (Bag by default) among objects of the
-other classes; negatives hold only other classes, and the same number of objects, so neither "is
-something pasted" nor "how many" tells the class apart: the model has to recognise the object, small
-and on clutter, which is where early downsampling loses what it needs. Classes alternate by index.
+Each scene is a random crop of one of the shipped background photographs with one or two
+Fashion-MNIST objects pasted at random sizes (a quarter to a half of the image side by default) and
+positions, without overlap, each with its own contrast and brightness. Positives hold one object of
+the target class (Bag by default), beside another class or alone; negatives hold only other classes,
+and the same number of objects, so neither "is something pasted" nor "how many" tells the classes
+apart: the model has to recognise the object, on clutter, which is where early downsampling loses what
+it needs. Classes alternate by index. Measured with the defaults: a 4-layer CNN (16-64 channels,
+global average pooling, Adam) trained on 4,000 scenes for 8 epochs reaches 72% on them and 63% on
+2,000 test scenes: far from both chance and the ceiling. ``objects`` (more distractors) and
+``object_sizes`` (smaller objects) are the knobs of difficulty.
 
 The split is Fashion-MNIST's own: train scenes paste only training images, test scenes only test
 images. The background photographs carry no label and are shared by both splits (different crops).
 Everything about scene ``i`` is a function of ``(seed, split, i)``: a smaller set is a prefix of a
 larger one. The scenes are drawn per scene and rendered in batches with ``torch.nn.functional.grid_sample``
-(backgrounds and objects alike), a few thousand scenes a second on one core; the rendered set is
-cached in memory, so a second dataset with the same parameters costs nothing.
+(backgrounds and objects alike), about 2,000 scenes a second on one core; the rendered set is cached
+in memory, so a second dataset with the same parameters costs nothing.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ class _Layout(NamedTuple):
     crop: np.ndarray         # (N, 4) y0, x0, side, flip (in the pre-scaled photograph's pixels)
     boxes: np.ndarray        # (N, K, 3) y, x, side of each object slot in the scene; side 0 = empty
     sources: np.ndarray      # (N, K) index of the pasted image in the split; -1 = empty
-    look: np.ndarray         # (N, K, 4) flip, inverted, gain, offset
+    look: np.ndarray         # (N, K, 3) flip, contrast gain, brightness offset
 
 
 def _photo_scale_side(image_size: int) -> int:
@@ -68,7 +72,7 @@ def _draw(size: int, image_size: int, seed: int, split: str, target: int, distra
     crop = np.zeros((size, 4), dtype=np.int64)
     boxes = np.zeros((size, k, 3), dtype=np.int64)
     sources = np.full((size, k), -1, dtype=np.int64)
-    look = np.zeros((size, k, 4))
+    look = np.zeros((size, k, 3))
     log_lo, log_hi = math.log(object_sizes[0]), math.log(object_sizes[1])
     for i in range(size):
         rng = np.random.default_rng([seed, SPLITS.index(split), i])
@@ -93,7 +97,7 @@ def _draw(size: int, image_size: int, seed: int, split: str, target: int, distra
             boxes[i, j] = (*spot, s)
             pool = by_class[cls]
             sources[i, j] = pool[rng.integers(len(pool))]
-            look[i, j] = rng.integers(2), rng.integers(2), rng.uniform(0.6, 1.1), rng.uniform(-0.2, 0.2)
+            look[i, j] = rng.integers(2), rng.uniform(0.6, 1.1), rng.uniform(-0.2, 0.2)
     return _Layout(labels, photo, crop, boxes, sources, look)
 
 
@@ -143,14 +147,12 @@ def _render(layout: _Layout, images: np.ndarray, image_size: int) -> torch.Tenso
             r = rows[start:start + _BATCH]
             obj = torch.from_numpy(images[layout.sources[r, j]]).float().div(255)[:, None]
             y, x, side = (torch.from_numpy(layout.boxes[r, j, c]).float() for c in range(3))
-            flip, inverted, gain, offset = (torch.from_numpy(layout.look[r, j, c]).float() for c in range(4))
+            flip, gain, offset = (torch.from_numpy(layout.look[r, j, c]).float() for c in range(3))
             sign = 1 - 2 * flip
             grid = _grid(s, s / side, (s - 2 * y) / side - 1, sign * s / side, sign * ((s - 2 * x) / side - 1))
             p = F.grid_sample(obj, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             alpha = ((p - _ALPHA_FLOOR) / _ALPHA_RAMP).clamp(0, 1)
-            inv = inverted.view(-1, 1, 1, 1)
-            tone = inv * (1 - p) + (1 - inv) * p
-            value = (0.5 + gain.view(-1, 1, 1, 1) * (tone - 0.5) + offset.view(-1, 1, 1, 1)).clamp(0, 1)
+            value = (0.5 + gain.view(-1, 1, 1, 1) * (p - 0.5) + offset.view(-1, 1, 1, 1)).clamp(0, 1)
             index = torch.from_numpy(r)
             canvas[index] = alpha * value + (1 - alpha) * canvas[index]
     return canvas[:, 0].mul(255).round_().clamp_(0, 255).to(torch.uint8)
@@ -185,7 +187,8 @@ class FashionWakeWords(Dataset):
         target: the class whose presence is the label (a name of ``FASHION_MNIST_CLASSES`` or its index).
         distractors: the classes pasted besides (and instead of) the target; default all other nine.
         objects: (min, max) objects per scene, the target included; ``min=0`` lets negatives be empty.
-        object_sizes: (min, max) side in pixels of a pasted 28x28 object (drawn log-uniformly).
+        object_sizes: (min, max) side in pixels of a pasted 28x28 object (drawn log-uniformly);
+            default (image_size // 4, image_size // 2).
         channels: 3 (grey repeated, RGB models) or 1.
         root: folder of the Fashion-MNIST files (default: Debian's, see :func:`fashion_mnist`).
         seed: scene ``i`` is a function of ``(seed, split, i)``.
@@ -197,8 +200,8 @@ class FashionWakeWords(Dataset):
     """
 
     def __init__(self, split: str = "train", size: int = 2000, image_size: int = 96, target: str | int = "Bag",
-                 distractors: tuple[str | int, ...] | None = None, objects: tuple[int, int] = (1, 3),
-                 object_sizes: tuple[int, int] = (14, 32), channels: int = 3, root: str | Path | None = None,
+                 distractors: tuple[str | int, ...] | None = None, objects: tuple[int, int] = (1, 2),
+                 object_sizes: tuple[int, int] | None = None, channels: int = 3, root: str | Path | None = None,
                  seed: int = 0) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -215,7 +218,7 @@ class FashionWakeWords(Dataset):
         lo, hi = objects
         if not 0 <= lo <= hi or hi < 1:
             raise ValueError(f"objects must be (min, max) with 0 <= min <= max and max >= 1, got {objects}")
-        smin, smax = object_sizes
+        smin, smax = (image_size // 4, image_size // 2) if object_sizes is None else object_sizes
         if not 8 <= smin <= smax <= image_size // 2:
             raise ValueError(f"object_sizes must satisfy 8 <= min <= max <= image_size // 2 = {image_size // 2}, "
                              f"got {object_sizes}")
