@@ -151,3 +151,19 @@ def test_bad_executor_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) 
 
     with pytest.raises(ValueError, match="submitit cluster must be one of"):
         SlurmOptions(cluster="pbs")
+
+
+def test_slurm_options_become_the_jobs_sbatch_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SLURM here: a stand-in ``srun`` on PATH is all submitit checks before it writes sbatch files."""
+    pytest.importorskip("submitit")
+    from rnnpool_lite.repro.executors import SlurmOptions, open_executor
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path / "bin"), os.environ["PATH"]]))
+    options = SlurmOptions(partition="gpu", time_min=30, cpus=4, gpus=1, mem_gb=16)
+    with open_executor("slurm", folder=tmp_path / "slurm", slurm=options) as pool:
+        parameters = pool._executor._executor.parameters
+    assert parameters == {"job_name": "rnnpool_lite-sweep", "time": 30, "cpus_per_task": 4, "gpus_per_node": 1,
+                          "mem": "16GB", "partition": "gpu"}
