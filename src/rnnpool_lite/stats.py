@@ -254,7 +254,7 @@ def _interval(d: np.ndarray, mean: float, sd: float, confidence: float, method: 
         return mean - half, mean + half
     result = scipy_stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
                                    method="BCa" if method == "bca" else "percentile",
-                                   rng=np.random.default_rng(BOOTSTRAP_SEED))
+                                   random_state=np.random.default_rng(BOOTSTRAP_SEED))  # scipy < 1.15: no rng=
     lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"the {method} bootstrap gave no interval for differences {d.tolist()}; use method='t'")
