@@ -67,3 +67,16 @@ def test_save_load_compare(tmp_path, capsys) -> None:
     (tmp_path / "bad.json").write_text('{"x": 1}')
     with pytest.raises(ValueError, match="not a chapter results file"):
         ChapterResults.load(tmp_path / "bad.json")
+
+
+def test_plain_value_makes_numpy_and_torch_json_friendly() -> None:
+    import numpy as np
+    import torch
+
+    from rnnpool_lite.repro.results import plain_value
+
+    assert plain_value(np.float32(0.5)) == 0.5 and type(plain_value(np.int64(3))) is int
+    assert plain_value(np.arange(3)) == [0, 1, 2] and plain_value(torch.tensor([1.5, 2.0])) == [1.5, 2.0]
+    assert plain_value(torch.tensor(2.5)) == 2.5 and plain_value("x") == "x"
+    assert plain_value(float("nan")) is None and plain_value(np.float64("nan")) is None
+    json.dumps([plain_value(v) for v in (np.float16(1), torch.tensor(3), np.bool_(True))])

@@ -82,3 +82,88 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     import pandas as pd
     again = pd.read_csv(out / "results.csv")
     assert again["skipped"].tolist() == [True, True, True, False]
+
+
+def _two_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The tiny notebook and a grid of two runs, one that fails."""
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    _notebook(tmp_path / "nb.ipynb")
+    (tmp_path / "grid.yaml").write_text("a: [1, 2]\nb: [20]\n")
+    return tmp_path / "nb.ipynb", tmp_path / "grid.yaml"
+
+
+def _check_resumed(out: Path, printed: str) -> None:
+    import pandas as pd
+
+    assert "2 runs: 1 reused, 1 ok, 1 failed" in printed
+    table = pd.read_csv(out / "results.csv")
+    assert table["skipped"].tolist() == [True, False] and table["status"].tolist() == ["ok", "failed"]
+    assert table["product"][0] == 20 and "ValueError: bad combination" in table["error"][1]
+
+
+def test_sweep_on_a_dask_cluster_writes_the_same_folder_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    distributed = pytest.importorskip("distributed")
+    notebook, grid = _two_runs(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        executor = cluster.scheduler_address.replace("tcp://", "dask://")
+        command = [str(notebook), "--grid", str(grid), "--out", str(out), "--executor", executor]
+        assert main(command) == 1
+        first = capsys.readouterr()
+        assert "2 runs: 0 reused, 1 ok, 1 failed" in first.out
+        ok = out / "runs" / f"{run_key({'a': 1, 'b': 20})}.ipynb"
+        stamp = ok.stat().st_mtime_ns
+        log = ok.with_suffix(".log").read_text()
+        assert "IPKernelApp" in log  # the kernel's stderr went to the run's log, written by this process
+        assert main(command) == 1  # the same command again: the finished run is not repeated
+        _check_resumed(out, capsys.readouterr().out)
+        assert ok.stat().st_mtime_ns == stamp
+
+
+def test_sweep_through_submitit_writes_the_same_folder_and_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The SLURM path, on submitit's local executor (each run a subprocess started by submitit)."""
+    pytest.importorskip("submitit")
+    notebook, grid = _two_runs(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    command = [str(notebook), "--grid", str(grid), "--out", str(out), "--executor", "slurm",
+               "--slurm-cluster", "local", "--slurm-time", "5", "--slurm-cpus", "1"]
+    assert main(command) == 1
+    assert "2 runs: 0 reused, 1 ok, 1 failed" in capsys.readouterr().out
+    assert list((out / "slurm").iterdir())  # submitit's job files live beside the runs
+    assert main(command) == 1
+    _check_resumed(out, capsys.readouterr().out)
+
+
+def test_bad_executor_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _notebook(tmp_path / "nb.ipynb")
+    (tmp_path / "grid.yaml").write_text("a: [1]\n")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nb.ipynb"), "--grid", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "o"),
+              "--executor", "dask://"])
+    assert "executor must be 'local', 'slurm' or 'dask://HOST:PORT'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="executor must be"):
+        sweep(tmp_path / "nb.ipynb", {"a": [1]}, tmp_path / "o", executor="ray")
+    from rnnpool_lite.repro.executors import SlurmOptions
+
+    with pytest.raises(ValueError, match="submitit cluster must be one of"):
+        SlurmOptions(cluster="pbs")
+
+
+def test_slurm_options_become_the_jobs_sbatch_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SLURM here: a stand-in ``srun`` on PATH is all submitit checks before it writes sbatch files."""
+    pytest.importorskip("submitit")
+    from rnnpool_lite.repro.executors import SlurmOptions, open_executor
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path / "bin"), os.environ["PATH"]]))
+    options = SlurmOptions(partition="gpu", time_min=30, cpus=4, gpus=1, mem_gb=16)
+    with open_executor("slurm", folder=tmp_path / "slurm", slurm=options) as pool:
+        parameters = pool._executor._executor.parameters
+    assert parameters == {"job_name": "rnnpool_lite-sweep", "time": 30, "cpus_per_task": 4, "gpus_per_node": 1,
+                          "mem": "16GB", "partition": "gpu"}

@@ -1,8 +1,10 @@
-"""Datasets for the book: probing sets, shipped real images, face scenes, real-dataset loaders.
+"""Datasets for the book: probing sets, shipped real images, face scenes, Fashion-MNIST scenes, real-dataset loaders.
 
 Every dataset is a ``torch.utils.data.Dataset`` with a ``classes`` list, deterministic given its
 seed, and reads nothing from the network.
 """
+from rnnpool_lite.data.fashion_mnist import FASHION_MNIST_CLASSES, fashion_mnist
+from rnnpool_lite.data.fashion_scenes import FashionWakeWords
 from rnnpool_lite.data.probing import (
                       ORIENTATION_CLASSES,
                       SHAPE_CLASSES,
@@ -36,5 +38,6 @@ __all__ = [
     "permute_rows_and_columns", "FaceSceneDataset", "FaceVsBackgroundDataset", "detection_collate",
     "BACKGROUND_NAMES", "DigitsDataset", "LFWFacesDataset", "background_photograph", "lfw_faces",
     "lfw_non_faces", "split_indices", "IMAGENET10_SYNSETS", "ImageNet10", "ScutHead",
-    "VisualWakeWords", "WiderFace", "load_image", "parse_wider_annotations",
+    "VisualWakeWords", "WiderFace", "load_image", "parse_wider_annotations", "FASHION_MNIST_CLASSES",
+    "fashion_mnist", "FashionWakeWords",
 ]

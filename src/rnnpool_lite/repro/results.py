@@ -164,8 +164,8 @@ class ChapterResults:
         """One row: the paper's figure (``None`` where it has none), ours, and ours' seed spread."""
         if any(r["quantity"] == quantity for r in self.rows):
             raise ValueError(f"{self.chapter}: quantity {quantity!r} added twice")
-        self.rows.append({"quantity": quantity, "paper": _plain(paper), "ours": _plain(ours),
-                          "spread": _plain(spread), "unit": unit, "note": note})
+        self.rows.append({"quantity": quantity, "paper": plain_value(paper), "ours": plain_value(ours),
+                          "spread": plain_value(spread), "unit": unit, "note": note})
 
     def frame(self) -> pd.DataFrame:
         """The rows as a table (quantity as index)."""
@@ -177,7 +177,7 @@ class ChapterResults:
         directory = Path(directory or os.environ.get(RESULTS_DIR_ENV, "results"))
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chapter}.json"
-        path.write_text(json.dumps(asdict(self), indent=1, default=_plain) + "\n")
+        path.write_text(json.dumps(asdict(self), indent=1, default=plain_value) + "\n")
         return path
 
     @classmethod
@@ -190,11 +190,14 @@ class ChapterResults:
         return cls(**data)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def plain_value(value: Any) -> Any:
+    """JSON-friendly Python version of numpy / torch scalars and arrays; a float NaN becomes None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif hasattr(value, "tolist"):  # numpy arrays, torch tensors (a 0-d tensor gives a Python number)
+        value = value.tolist()
+    elif hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
     return value

@@ -1,20 +1,35 @@
 """Run a chapter notebook over a grid of parameters and collect what each run records.
 
-    python -m rnnpool_lite.repro.sweep NOTEBOOK --grid grid.yaml --jobs N --out DIR
+    python -m rnnpool_lite.repro.sweep NOTEBOOK --grid grid.yaml --out DIR [--jobs N] [--executor WHERE]
 
 ``grid.yaml`` maps each papermill parameter to a list of values; every combination (the Cartesian
 product, in file order) is executed (a YAML *list* of such mappings runs the union of their
-products, for ablations whose rows are not a product: "patch 8" and "two pools" each with 3 seeds) with papermill into ``DIR/runs/<key>.ipynb``, ``N`` at a time in
-separate processes (``concurrent.futures.ProcessPoolExecutor``). Inside the notebook, a value is
-reported with :func:`record`; after the run the executed notebook is read back with nbformat and the
-recorded values become columns of ``DIR/results.csv`` (one row per combination, with ``status``,
-``error`` and ``duration_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
+products, for ablations whose rows are not a product: "patch 8" and "two pools" each with 3 seeds)
+with papermill into ``DIR/runs/<key>.ipynb``. Inside the notebook, a value is reported with
+:func:`record`; after the run the executed notebook is read back with nbformat and the recorded
+values become columns of ``DIR/results.csv`` (one row per combination, with ``status``, ``error``,
+``duration_s`` and ``cpu_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
 again, so an interrupted or extended sweep only runs what is missing; failed runs are retried and
 report the notebook's exception (``ename: evalue`` and the cell that raised it). ``cpu_s`` is the
-CPU time (user + system) of the run: its worker process and the kernel it started and reaped, which
-the caller's own CPU accounting never sees (the workers are not its children). What a run's kernel
-writes to stderr (Jupyter's own log lines included) goes to ``DIR/runs/<key>.log``, not to the
-caller's terminal or notebook cell.
+CPU time (user + system) of the run: the process that ran it and the kernel it started and reaped,
+which the caller's own CPU accounting never sees. What a run's kernel writes to stderr (Jupyter's own
+log lines included) goes to ``DIR/runs/<key>.log``, not to the caller's terminal or notebook cell.
+
+Where the runs execute (``--executor``), with the same command and the same output folder:
+
+- ``local`` (default): ``N`` (``--jobs``) processes on this machine (``ProcessPoolExecutor``).
+- ``dask://HOST:PORT``: the workers of a running Dask cluster (``distributed.Client(address)
+  .get_executor()``); the cluster's workers decide how many runs go at once.
+- ``slurm``: one SLURM job per run through submitit (``--slurm-partition``, ``--slurm-time`` and
+  the other ``--slurm-*`` options); submitit keeps its job files in ``DIR/slurm``, so ``DIR`` must be
+  on the file system the nodes share, as the checkout must be.
+
+A run executes in a scratch folder of the worker and returns the executed notebook, its log and its
+records; this process writes them into ``DIR``. So on Dask only the checkout (the notebook and an
+importable ``rnnpool_lite``, at the same path) must be on the workers, and which runs are done is
+known from ``DIR`` alone. A worker process runs one notebook at a time (papermill changes the
+process's working directory and the kernel inherits the process's stderr), so give Dask workers one
+thread each (``dask worker --nthreads 1``) and scale with their number.
 
 Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
 IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
@@ -25,29 +40,25 @@ import argparse
 import hashlib
 import itertools
 import json
-import multiprocessing
 import os
+import platform
 import re
 import resource
 import sys
+import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
+from rnnpool_lite.repro.results import plain_value
+
 MIMETYPE = "application/x.rnnpool-lite.record+json"
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly version of numpy / torch scalars and arrays."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def record(name: str, value: Any) -> None:
@@ -60,7 +71,7 @@ def record(name: str, value: Any) -> None:
 
     if not isinstance(name, str) or not name:
         raise TypeError(f"record name must be a non-empty string, got {name!r}")
-    payload = {"name": name, "value": _plain(value)}
+    payload = {"name": name, "value": plain_value(value)}
     json.dumps(payload)  # fail here, with the value's type in the message, not in the kernel
     display({MIMETYPE: payload}, raw=True)
 
@@ -138,53 +149,80 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _run_one(notebook: str, params: dict[str, Any], out_dir: str, kernel: str | None,
-             timeout: float | None) -> dict[str, Any]:
-    """Execute one combination (in a worker process) and write its ``runs/<key>.json``."""
+# papermill changes the process's working directory, and the kernel inherits file descriptor 2: one
+# run at a time per process, whatever thread (a Dask worker's, a submitit waiter's) starts it
+_RUN_LOCK = threading.Lock()
+
+
+def _run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: float | None) -> dict[str, Any]:
+    """Execute one combination in a scratch folder; return its result with the executed notebook and log.
+
+    Runs wherever the executor puts it (a local process, a Dask worker, a SLURM job): it writes
+    nothing into the sweep's output folder, the caller does.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    runs = Path(out_dir) / "runs"
     key = run_key(params)
-    output = runs / f"{key}.ipynb"
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
     status, error, records = "ok", "", {}
-    with open(runs / f"{key}.log", "wb") as log:
-        saved_stderr = os.dup(2)
-        os.dup2(log.fileno(), 2)  # the kernel subprocess inherits file descriptor 2
-        try:
-            pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
-                                progress_bar=False, log_output=False, execution_timeout=timeout,
-                                cwd=str(Path(notebook).resolve().parent))
-            records = read_records(output)
-        except PapermillExecutionError as err:
-            status = "failed"
-            error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
-        except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
-            status, error = "failed", f"{type(err).__name__}: {err}"
-        finally:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-    result = {"key": key, "params": params, "status": status, "error": error, "records": records,
-              "duration_s": round(time.perf_counter() - start, 2),
-              "cpu_s": round(_cpu_seconds() - cpu_start, 2), "notebook": str(output)}
-    (runs / f"{key}.json").write_text(json.dumps(result, default=str))
-    return result
+    with _RUN_LOCK, tempfile.TemporaryDirectory(prefix="rnnpool-sweep-") as scratch:
+        output, log_path = Path(scratch) / f"{key}.ipynb", Path(scratch) / f"{key}.log"
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        with open(log_path, "wb") as log:
+            saved_stderr = os.dup(2)
+            os.dup2(log.fileno(), 2)  # the kernel subprocess inherits file descriptor 2
+            try:
+                pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
+                                    progress_bar=False, log_output=False, execution_timeout=timeout,
+                                    cwd=str(Path(notebook).resolve().parent))
+                records = read_records(output)
+            except PapermillExecutionError as err:
+                status = "failed"
+                error = f"{err.ename}: {err.evalue} (execution count {err.exec_count})"
+            except Exception as err:  # kernel died, bad notebook, timeout: still one row, not a crash
+                status, error = "failed", f"{type(err).__name__}: {err}"
+            finally:
+                os.dup2(saved_stderr, 2)
+                os.close(saved_stderr)
+        duration, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+        executed = output.read_text() if output.is_file() else None
+        log_text = log_path.read_text(errors="replace")
+    return {"key": key, "params": params, "status": status, "error": error, "records": records,
+            "duration_s": round(duration, 2), "cpu_s": round(cpu, 2), "host": platform.node(),
+            "executed": executed, "log": log_text}
 
 
-def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1,
-          kernel: str | None = None, timeout: float | None = None) -> pd.DataFrame:
+def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write a finished run's notebook, log and ``runs/<key>.json``; return the json's content."""
+    runs = out / "runs"
+    key = result["key"]
+    notebook = runs / f"{key}.ipynb"
+    if result["executed"] is not None:
+        notebook.write_text(result["executed"])
+    (runs / f"{key}.log").write_text(result["log"])
+    saved = {k: v for k, v in result.items() if k not in ("executed", "log")}
+    saved["notebook"] = str(notebook)
+    (runs / f"{key}.json").write_text(json.dumps(saved, default=str))
+    return saved
+
+
+def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kernel: str | None = None,
+          timeout: float | None = None, executor: str = "local", slurm: SlurmOptions | None = None) -> pd.DataFrame:
     """Run every combination not already done; write and return the results table.
 
-    Returns a DataFrame with one row per combination: the parameters, every recorded value,
-    ``status`` ("ok" | "failed"), ``error``, ``duration_s``, ``cpu_s``, ``skipped`` (True when an earlier run's
-    result was reused) and ``notebook`` (the executed copy). Also written to ``out/results.csv``.
+    ``executor`` is "local" (``jobs`` processes), "dask://HOST:PORT" or "slurm" (with ``slurm``'s
+    options); see the module docstring. Returns a DataFrame with one row per combination: the
+    parameters, every recorded value, ``status`` ("ok" | "failed"), ``error``, ``duration_s``,
+    ``cpu_s``, ``skipped`` (True when an earlier run's result was reused) and ``notebook`` (the
+    executed copy). Also written to ``out/results.csv``. Each run's files are written as it finishes,
+    so an interrupted sweep keeps every run that completed.
     """
-    notebook = Path(notebook)
+    notebook = Path(notebook).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook {notebook} does not exist")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    check_executor_spec(executor)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     combos = combinations(grid)
@@ -198,19 +236,17 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1,
         else:
             todo.append(params)
     if todo:
-        # forkserver: workers fork from a clean server process, never from a caller holding torch
-        # threads, and start faster than with "spawn"
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(_run_one, str(notebook), p, str(out), kernel, timeout) for p in todo]
-            for future in futures:
-                result = future.result()
-                results[result["key"]] = {**result, "skipped": False}
+        with open_executor(executor, jobs, out / "slurm", slurm) as pool:
+            futures = [pool.submit(_run_one, str(notebook), p, kernel, timeout) for p in todo]
+            for future in as_completed(futures):
+                saved = _save_run(out, future.result())
+                results[saved["key"]] = {**saved, "skipped": False}
     rows = []
     for params in combos:
         r = results[run_key(params)]
         rows.append({**params, **r["records"], "status": r["status"], "error": r["error"],
-                     "duration_s": r["duration_s"], "cpu_s": r.get("cpu_s"), "skipped": r["skipped"], "notebook": r["notebook"]})
+                     "duration_s": r["duration_s"], "cpu_s": r.get("cpu_s"), "skipped": r["skipped"],
+                     "notebook": r["notebook"]})
     table = pd.DataFrame(rows)
     table.to_csv(out / "results.csv", index=False)
     return table
@@ -220,12 +256,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.repro.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
     parser.add_argument("--grid", required=True, help="YAML file: parameter -> list of values")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time")
     parser.add_argument("--out", required=True, help="output folder (runs/ and results.csv)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (local executor)")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    parser.add_argument("--executor", default="local",
+                        help="where runs execute: local (default), dask://HOST:PORT (a Dask scheduler) or slurm")
+    slurm = parser.add_argument_group("SLURM (--executor slurm, through submitit; job files in OUT/slurm)")
+    slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
+    slurm.add_argument("--slurm-time", type=int, default=60, help="time limit per run, minutes (default 60)")
+    slurm.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run (default 2)")
+    slurm.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run (default 0)")
+    slurm.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per run, GB (default: the cluster's)")
+    slurm.add_argument("--slurm-cluster", choices=SUBMITIT_CLUSTERS, default="slurm",
+                       help="submitit executor: slurm, or local / debug to try the sweep on this machine")
     args = parser.parse_args(argv)
-    table = sweep(args.notebook, load_grid(args.grid), args.out, args.jobs, args.kernel, args.timeout)
+    try:
+        check_executor_spec(args.executor)
+    except ValueError as error:
+        parser.error(str(error))
+    options = SlurmOptions(args.slurm_partition, args.slurm_time, args.slurm_cpus, args.slurm_gpus,
+                           args.slurm_mem_gb, args.slurm_cluster)
+    table = sweep(args.notebook, load_grid(args.grid), args.out, args.jobs, args.kernel, args.timeout,
+                  args.executor, options)
     failed = table[table["status"] != "ok"]
     print(f"{len(table)} runs: {int(table['skipped'].sum())} reused, "
           f"{len(table) - len(failed)} ok, {len(failed)} failed -> {Path(args.out) / 'results.csv'}")
