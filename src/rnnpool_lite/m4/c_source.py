@@ -79,7 +79,8 @@ class CWriter:
     def ints(self, name: str, values: list[int]) -> str:
         name = ident(name)
         self.names.add(name)
-        self.params.append(f"static const int32_t {name}[{len(values)}] = {{{', '.join(str(int(v)) for v in values)}}};\n")
+        body = ", ".join(str(int(v)) for v in values)
+        self.params.append(f"static const int32_t {name}[{len(values)}] = {{{body}}};\n")
         return name
 
 

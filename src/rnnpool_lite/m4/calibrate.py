@@ -12,7 +12,7 @@ convolutions) come from the ``inner`` function :func:`calibrate` is given.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np

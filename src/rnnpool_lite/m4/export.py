@@ -16,8 +16,9 @@
 The C code runs the emulator's schedule: under ``"patch"`` the stem (every op up to the first
 RNNPool) patch by patch on crops (:mod:`.c_stem`), then the rest op by op, inverted residual
 blocks row by row through a ring buffer. Each op writes its own step (``Op.emit_c``, with the
-helpers of :mod:`.c_source`); every struct is filled by field name. Maps are HWC in C (NCHW in numpy); outputs go back as records
-``(tensor id, byte offset, bytes)`` and :func:`read_outputs` rebuilds them in numpy's layout.
+helpers of :mod:`.c_source`); every struct is filled by field name. Maps are HWC in C (NCHW in
+numpy); outputs go back as records ``(tensor id, byte offset, bytes)`` and :func:`read_outputs`
+rebuilds them in numpy's layout.
 """
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def _frame_shape(input_size: tuple[int, ...]) -> tuple[int, int, int, int]:
     if len(shape) == 3:
         shape = (1, *shape)
     if len(shape) != 4 or shape[0] != 1 or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(f"input_size must be (C, H, W) or (1, C, H, W) of positive ints (one frame), got {input_size!r}")
+        raise ValueError("input_size must be (C, H, W) or (1, C, H, W) of positive ints (one frame), "
+                         f"got {input_size!r}")
     n, c, h, w = shape
     return n, c, h, w
 
@@ -196,7 +198,8 @@ class Program:
         self.functions.append(stem_function(self.ctx, stem, first))
         idx = len(self.labels)
         self.labels.append(STEM_TOTAL)
-        self.calls.append(f"    t = rnn_clock(); step_stem(); rnn_ticks[{idx}] += rnn_clock() - t; /* stem, all patches */")
+        self.calls.append(f"    t = rnn_clock(); step_stem(); rnn_ticks[{idx}] += rnn_clock() - t; "
+                          "/* stem, all patches */")
 
     def add_op(self, op: Op) -> None:
         """The op's own step, then whatever of its outputs goes out and was not sent yet."""
@@ -241,7 +244,8 @@ class Program:
 
     def source(self, qmodel: QuantizedModel, arena_bytes: int, shape: Shape) -> str:
         ctx, count_input = self.ctx, self.ctx.count_input
-        frame = "" if count_input else "extern const int8_t rnn_frame[]; /* the int8 input frame in flash (frame.S) */\n"
+        frame = "" if count_input else ("extern const int8_t rnn_frame[]; "
+                                        "/* the int8 input frame in flash (frame.S) */\n")
         read = ""
         if count_input:
             read = (f"    if (rnn_io_read({ctx.buf(qmodel.input_name)}, {hwc_bytes(shape)})) return 2; "
@@ -274,7 +278,8 @@ def write_input(project: CProject, x: np.ndarray) -> None:
     if not isinstance(x, np.ndarray) or x.dtype != np.int8:
         raise TypeError(f"the frame must be an int8 numpy array, got {getattr(x, 'dtype', type(x).__name__)}")
     if tuple(x.shape) != tuple(project.input_shape):
-        raise ValueError(f"the frame must have shape {tuple(project.input_shape)} (the exported input), got {tuple(x.shape)}")
+        raise ValueError(f"the frame must have shape {tuple(project.input_shape)} (the exported input), "
+                         f"got {tuple(x.shape)}")
     (project.out_dir / "input.bin").write_bytes(np.ascontiguousarray(x[0].transpose(1, 2, 0)).tobytes())
     frame = project.out_dir / "frame.S"
     if project.count_input:
@@ -303,7 +308,8 @@ def read_outputs(project: CProject, data: bytes) -> tuple[Any, np.ndarray]:
         filled[ident][offset:offset + n] = True
     for o, f in zip(project.outputs, filled):
         if not f.all():
-            raise RuntimeError(f"the C program did not send all of output {o['name']!r} ({int((~f).sum())} bytes missing)")
+            raise RuntimeError(f"the C program did not send all of output {o['name']!r} "
+                               f"({int((~f).sum())} bytes missing)")
     if stats is None:
         raise RuntimeError("the C program ended without its stats record")
     result = {}

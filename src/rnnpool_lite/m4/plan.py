@@ -96,8 +96,8 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
     windows = {op.name: _window(op) for op in stem_ops}
     stride: dict[str, tuple[int, int]] = {}
     for op in stem_ops:
-        src = stride.get(op.inputs[0], (1, 1))
-        stride[op.map_name] = (src[0] * windows[op.name][2], src[1] * windows[op.name][3])
+        in_stride = stride.get(op.inputs[0], (1, 1))
+        stride[op.map_name] = (in_stride[0] * windows[op.name][2], in_stride[1] * windows[op.name][3])
     pool_stride = stride[stem_ops[-1].map_name]
     tiles: dict[str, tuple[int, int]] = {}
     grid = list(shapes[stem_ops[-1].outputs[0]][2:])

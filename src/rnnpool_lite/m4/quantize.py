@@ -70,8 +70,8 @@ FUNCTION_CONVERTERS: dict[Any, FunctionConverter] = {
     operator.getitem: FunctionConverter(_getitem),
     **{fn: FunctionConverter(convert_cat, "torch.cat") for fn in CAT_FUNCTIONS},
 }
-SUPPORTED = tuple(dict.fromkeys(c.supports for c in (*MODULE_CONVERTERS.values(), *FUNCTION_CONVERTERS.values())
-                                if c.supports))
+_ENTRIES: list[ModuleConverter | FunctionConverter] = [*MODULE_CONVERTERS.values(), *FUNCTION_CONVERTERS.values()]
+SUPPORTED = tuple(dict.fromkeys(c.supports for c in _ENTRIES if c.supports))
 
 
 def module_converter(m: nn.Module) -> ModuleConverter | None:

@@ -11,7 +11,14 @@ from rnnpool_lite.m4 import kernels
 from rnnpool_lite.m4.c_source import CContext, ident, window
 from rnnpool_lite.m4.conversion import Conversion, UnsupportedError
 from rnnpool_lite.m4.cost import DEPTHWISE_MACS_PER_CYCLE, MACS_PER_CYCLE, OP_OVERHEAD_CYCLES, REQUANT_CYCLES
-from rnnpool_lite.m4.fixed_point import INT8_MAX, INT8_MIN, QParams, quantize_bias, quantize_multiplier, quantize_weights
+from rnnpool_lite.m4.fixed_point import (
+    INT8_MAX,
+    INT8_MIN,
+    QParams,
+    quantize_bias,
+    quantize_multiplier,
+    quantize_weights,
+)
 from rnnpool_lite.m4.ops.base import Op, Shape, Window, conv_out
 
 if TYPE_CHECKING:
@@ -164,7 +171,8 @@ def conv_op(name: str, module: str, conv: nn.Conv2d, w: np.ndarray, b: np.ndarra
 def convert_conv(c: Conversion, node: fx.Node, m: nn.Conv2d) -> None:
     """``Conv2d -> BatchNorm2d -> ReLU/ReLU6`` (each following one the sole user) as one op."""
     src, qin = c.input_of(node)
-    chain, bn, act = [node], None, (None, None)
+    chain, bn = [node], None
+    act: Activation = (None, None)
     nxt = c.sole_user(node, (nn.BatchNorm2d,))
     if nxt is not None:
         found = c.module(nxt)
