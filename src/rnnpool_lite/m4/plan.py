@@ -86,14 +86,12 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
     if first is None:
         return None
     stem_ops = ops[: first + 1]
-    for op in stem_ops:
-        _window(op)
+    windows = {op.name: _window(op) for op in stem_ops}  # every stem op is a sliding window
     produced = {t for op in stem_ops for t in op.outputs}
     later = {t for op in ops[first + 1:] for t in op.inputs} | output_tensors
     # Each stem map's stride w.r.t. the input; a terminal's tile per patch is the RNNPool's
     # stride over the map's (so all patches advance by the same step in every map), and the
     # patch grid grows until the tiles cover every terminal (extra patches compute padding only).
-    windows = {op.name: _window(op) for op in stem_ops}
     stride: dict[str, tuple[int, int]] = {}
     for op in stem_ops:
         in_stride = stride.get(op.inputs[0], (1, 1))
