@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rnnpool_lite.m4.arena import Arena
 from rnnpool_lite.m4.c_source import CContext, CWriter, Requant, hwc_bytes, ident
 from rnnpool_lite.m4.c_stem import STEM_TOTAL, stem_function, stem_labels
 from rnnpool_lite.m4.conversion import UnsupportedError
@@ -89,6 +90,17 @@ def _frame_shape(input_size: tuple[int, ...]) -> tuple[int, int, int, int]:
     return n, c, h, w
 
 
+def _buffers(arena: Arena) -> dict[str, tuple[int, int]]:
+    """Each planner buffer's ``(offset, bytes)``: the C program uses the emulator's plan as is."""
+    buffers: dict[str, tuple[int, int]] = {}
+    for ev in arena.timeline.itertuples(index=False):
+        if ev.event == "alloc":
+            if ev.buffer in buffers:
+                raise AssertionError(f"planner buffer {ev.buffer!r} allocated twice")
+            buffers[str(ev.buffer)] = (int(ev.offset), int(ev.bytes))
+    return buffers
+
+
 def _sends(ops: list[Op], out_names: list[str], shapes: dict[str, Shape]
            ) -> tuple[dict[str, tuple[int, int, Requant | None]], list[dict[str, Any]]]:
     """Where each tensor sent out goes (output id, base byte offset, requantization) and the outputs."""
@@ -129,12 +141,7 @@ def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int,
         op.check_c(shapes, results, outputs)
     stem = find_stem(ops, outputs, shapes) if schedule == "patch" else None
     arena = simulate_arena(ops, qmodel.input_name, shapes, outputs, schedule, stem, qmodel.blocks, count_input, False)
-    buffers: dict[str, tuple[int, int]] = {}
-    for ev in arena.timeline.itertuples(index=False):
-        if ev.event == "alloc":
-            if ev.buffer in buffers:
-                raise AssertionError(f"planner buffer {ev.buffer!r} allocated twice")
-            buffers[str(ev.buffer)] = (int(ev.offset), int(ev.bytes))
+    buffers = _buffers(arena)
     sends, out_info = _sends(ops, out_names, shapes)
     zp = {t: q.zero_point for t, q in qmodel.qparams.items()}
     program = Program(CContext(qmodel.input_name, shapes, buffers, sends, zp, count_input))
