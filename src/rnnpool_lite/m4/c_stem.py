@@ -16,7 +16,6 @@ from rnnpool_lite.m4.conversion import UnsupportedError
 from rnnpool_lite.m4.ops.base import Op
 from rnnpool_lite.m4.plan import Stem
 
-STEM_TOTAL = "stem (all patches, total)"  # the stem's own step; its ops' steps are parts of it
 INDENT = " " * 10  # inside the two patch loops and the op's block
 
 
@@ -126,4 +125,4 @@ def stem_function(ctx: CContext, stem: Stem, first_tick: int) -> str:
     return f"/* {doc} */\nstatic void step_stem(void) {{\n" + "\n".join(body) + "\n}\n"
 
 
-__all__ = ["STEM_TOTAL", "StemStep", "stem_function", "stem_labels"]
+__all__ = ["StemStep", "stem_function", "stem_labels"]

@@ -32,7 +32,7 @@ import numpy as np
 
 from rnnpool_lite.m4.arena import Arena
 from rnnpool_lite.m4.c_source import CContext, CWriter, Requant, hwc_bytes, ident
-from rnnpool_lite.m4.c_stem import STEM_TOTAL, stem_function, stem_labels
+from rnnpool_lite.m4.c_stem import stem_function, stem_labels
 from rnnpool_lite.m4.conversion import UnsupportedError
 from rnnpool_lite.m4.model import QuantizedModel
 from rnnpool_lite.m4.ops.base import Op, Shape
@@ -50,6 +50,7 @@ from rnnpool_lite.m4.plan import (
 )
 
 C_SOURCES = ("rnn_kernels.c", "rnn_kernels.h", "rnn_platform.h", "platform_host.c", "platform_m4.c", "m4.ld")
+STEM_TOTAL = "stem (all patches, total)"  # the stem's own step; its ops' steps are parts of it
 STATS_ID = 0xFFFFFFF0  # output record holding the per-step clock ticks, the total and the stack
 Layout = Literal["flat", "hwc"]
 
@@ -348,4 +349,4 @@ run: m4
 \t    -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off -kernel model_m4.elf
 """
 
-__all__ = ["CProject", "STATS_ID", "export_c", "read_outputs", "write_input"]
+__all__ = ["CProject", "STATS_ID", "STEM_TOTAL", "export_c", "read_outputs", "write_input"]

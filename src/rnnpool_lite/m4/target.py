@@ -25,8 +25,7 @@ import pandas as pd
 import torch
 
 from rnnpool_lite.m4 import toolchain
-from rnnpool_lite.m4.c_stem import STEM_TOTAL
-from rnnpool_lite.m4.export import CProject, export_c, read_outputs, write_input
+from rnnpool_lite.m4.export import STEM_TOTAL, CProject, export_c, read_outputs, write_input
 from rnnpool_lite.m4.model import QuantizedModel
 from rnnpool_lite.m4.plan import Schedule
 
