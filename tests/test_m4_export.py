@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from rnnpool_lite.m4 import UnsupportedError, quantize
-from rnnpool_lite.m4.examples import small_rnnpool_classifier
 from rnnpool_lite.m4.export import export_c
 from rnnpool_lite.m4.target import run_on_m4
 from rnnpool_lite.m4.toolchain import DEBIAN_PACKAGES, ToolchainMissing
 from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+from rnnpool_lite.models.small import small_rnnpool_classifier
 from test_m4_quantize import _randomize, random_stem, stems
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")

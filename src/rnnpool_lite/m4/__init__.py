@@ -9,8 +9,7 @@ class with its numpy run, shapes, MACs, flash, cycles and C emission, and its Py
 converter), ``calibrate`` (observers), ``conversion`` (the state converters share),
 ``quantize`` (tracing and the converter table), ``plan`` (layer / patch execution and the arena
 replay), ``arena`` (first-fit SRAM), ``cost`` (the cycle model's constants), ``report``
-(results and the arena plot), ``examples`` (a small classifier for tests and the book),
-``export`` (the model as a C99 project: ``export_c``) with ``c_source`` and ``c_stem``,
+(results and the arena plot), ``export`` (the model as a C99 project: ``export_c``) with ``c_source`` and ``c_stem``,
 ``toolchain`` (host ``cc``, Cortex-M4 ``arm-none-eabi-gcc``, QEMU ``mps2-an386``), ``target``
 (``run_on_m4``: build, run and measure the C export on the host or on an emulated Cortex-M4;
 kernels in ``m4/c/``).
