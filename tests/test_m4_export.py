@@ -1,7 +1,9 @@
 """C export (host build): bit-exact with the emulator on every model kind, random stems, bad input."""
 from __future__ import annotations
 
+import re
 import shutil
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -11,11 +13,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from rnnpool_lite.m4 import UnsupportedError, quantize
-from rnnpool_lite.m4.examples import small_rnnpool_classifier
 from rnnpool_lite.m4.export import export_c
 from rnnpool_lite.m4.target import run_on_m4
 from rnnpool_lite.m4.toolchain import DEBIAN_PACKAGES, ToolchainMissing
 from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+from rnnpool_lite.models.small import small_rnnpool_classifier
 from test_m4_quantize import _randomize, random_stem, stems
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
@@ -82,6 +84,63 @@ def test_random_stems_host_build_is_bit_exact(tmp_path, case):
     assume(qm is not None)
     out, _ = run_on_m4(qm, x, target="host", count_input=case[-1], work_dir=tmp_path)
     assert _same(out, qm.run_int8(x))
+
+
+def _header_structs() -> dict[str, set[str]]:
+    """Field names of every ``typedef struct {...} name;`` in rnn_kernels.h."""
+    header = (resources.files("rnnpool_lite.m4") / "c" / "rnn_kernels.h").read_text()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    structs = {}
+    for body, name in re.findall(r"typedef struct \{(.*?)\}\s*(\w+);", header, flags=re.S):
+        fields = set()
+        for decl in body.split(";"):
+            decl = re.sub(r"\[.*?\]", "", decl).strip()
+            if decl:
+                fields.update(re.sub(r"^.*?\b(?:int\d+_t|rnn_\w+)\s*\**", "", decl).replace("*", "").split(","))
+        structs[name] = {f.strip() for f in fields}
+    return structs
+
+
+def _initializer(text: str, start: int) -> str:
+    """The braces-balanced initializer that opens at ``text[start]``."""
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[start:end + 1]
+    raise AssertionError("unbalanced braces")
+
+
+def _fields(init: str) -> set[str]:
+    """The top-level designated fields of an initializer ``{.a = 1, .b = {.c = 2}}``."""
+    depth, top = 0, []
+    for ch in init[1:-1]:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        top.append(ch if depth == 0 else " ")
+    return set(re.findall(r"(?:^|,)\s*\.(\w+)\s*=", "".join(top)))
+
+
+@pytest.mark.parametrize("schedule", ["patch", "layer"])
+def test_every_struct_is_filled_by_field_name(schedule, tmp_path):
+    """Designated initializers for every struct of rnn_kernels.h, naming each of its fields once:
+    a field reordered, added or renamed in the header cannot be silently misassigned."""
+    torch.manual_seed(1)
+    qm = quantize(_randomize(rnnpool_face("Quant"), 1), torch.rand(2, 3, 72, 96))
+    export_c(qm, tmp_path, (3, 96, 128), schedule)
+    src = (tmp_path / "model.c").read_text()
+    structs = _header_structs()
+    assert {"rnn_view", "rnn_region", "rnn_conv_params", "rnn_mbconv_params", "rnn_fastgrnn",
+            "rnn_rnnpool_params"} <= set(structs)
+    seen = set()
+    for m in re.finditer(r"\b(rnn_\w+)\s+\w+\s*=\s*\{", src):
+        ctype, init = m.group(1), _initializer(src, m.end() - 1)
+        assert _fields(init) == structs[ctype], (ctype, init[:200])
+        seen.add(ctype)
+        if ctype == "rnn_rnnpool_params":
+            for cell in re.findall(r"\.rnn[12] = (\{.*?\})", init):
+                assert _fields(cell) == structs["rnn_fastgrnn"]
+    assert seen == {"rnn_view", "rnn_region", "rnn_conv_params", "rnn_mbconv_params", "rnn_rnnpool_params"} \
+        if schedule == "patch" else seen >= {"rnn_view", "rnn_region", "rnn_conv_params", "rnn_rnnpool_params"}
 
 
 def test_unsupported_layer_is_named_at_export(tmp_path):

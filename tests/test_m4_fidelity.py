@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from rnnpool_lite.data import OneLineDataset
 from rnnpool_lite.m4 import quantize
-from rnnpool_lite.m4.examples import small_rnnpool_classifier
+from rnnpool_lite.models.small import small_rnnpool_classifier
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from rnnpool_lite.m4 import M4_SRAM_BYTES, quantize
-from rnnpool_lite.m4.examples import small_rnnpool_classifier
 from rnnpool_lite.m4.export import export_c, write_input
 from rnnpool_lite.m4.target import run_on_m4
 from rnnpool_lite.m4.toolchain import (
@@ -25,6 +24,7 @@ from rnnpool_lite.m4.toolchain import (
     m4_toolchain_available,
 )
 from rnnpool_lite.models import rnnpool_face
+from rnnpool_lite.models.small import small_rnnpool_classifier
 from test_m4_export import _same, stem_model
 from test_m4_quantize import _randomize
 

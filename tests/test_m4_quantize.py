@@ -1,6 +1,9 @@
 """quantize(): graph conversion, schedules that agree bit for bit, fidelity of random models, errors."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,9 +12,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 from rnnpool_lite.m4 import UnsupportedError, quantize
-from rnnpool_lite.m4.examples import small_rnnpool_classifier
-from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+from rnnpool_lite.m4.ops.head import HeadOp
+from rnnpool_lite.m4.quantize import SUPPORTED
+from rnnpool_lite.models import ReNet2d, mobilenetv2_rnnpool_vww, mobilenetv2_vww, rnnpool_face
+from rnnpool_lite.models.small import small_rnnpool_classifier
 from rnnpool_lite.op.layer import RNNPool2d
+from rnnpool_lite.roles import DetectionHeadRole
 
 
 def _randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -149,10 +155,57 @@ class _ViewNet(nn.Module):
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), "MaxPool2d"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid()), "Sigmoid"),
     (_ViewNet(), "mean"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), ReNet2d(2, 4, 2)), r"module '1' \(ReNet2d\) cannot be traced"),
 ])
 def test_unsupported_modules_and_functions_are_named(model, match):
     with pytest.raises(UnsupportedError, match=match):
         quantize(model, torch.rand(2, 1, 8, 8))
+
+
+class _Head(DetectionHeadRole):
+    """A detection head written outside the model zoo: it declares the role, nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc, self.conf, self.maxout_background = nn.Conv2d(3, 4, 3, 1, 1), nn.Conv2d(3, 4, 3, 1, 1), 3
+
+    def forward(self, x):
+        conf = self.conf(x)
+        conf = torch.cat([conf[:, :3].amax(1, keepdim=True), conf[:, 3:]], 1)
+        return self.loc(x).permute(0, 2, 3, 1).flatten(1, 2), conf.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def test_blocks_are_recognised_by_their_role_not_their_class():
+    """The converter table looks modules up by type, most derived first: any module declaring
+    DetectionHeadRole is one head op, calibrated per conv, equal to the float head's output."""
+    torch.manual_seed(0)
+    class Detector(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.relu, self.head = nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), _Head()
+
+        def forward(self, x):
+            loc, conf = self.head(self.relu(self.conv(x)))
+            return loc, conf
+
+    model = Detector().eval()
+    x = torch.rand(4, 1, 12, 12)
+    qm = quantize(model, x)
+    assert [op.kind for op in qm.ops] == ["conv", "head"] and isinstance(qm.ops[1], HeadOp)
+    assert {"head.loc", "head.conf"} <= set(qm.qparams)
+    with torch.no_grad():
+        ref = model(x)
+    for f, q in zip(ref, qm.run(x, "layer")):
+        assert _cosine(f, q) >= 0.99
+    assert "DetectionHead" in SUPPORTED
+
+
+def test_the_emulator_does_not_import_the_model_zoo():
+    code = ("import importlib, pkgutil, sys, rnnpool_lite.m4 as m4; "
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(m4.__path__, 'rnnpool_lite.m4.')]; "
+            "print(sorted(m for m in sys.modules if m.startswith('rnnpool_lite.models')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_batchnorm_that_cannot_be_folded_is_refused():
@@ -162,8 +215,10 @@ def test_batchnorm_that_cannot_be_folded_is_refused():
 
 def test_bad_schedule_and_input_are_refused(face_quant):
     _, qm, x = face_quant
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match=r"schedule must be one of \('layer', 'patch'\), got 'row'"):
         qm.run(x, "row")
+    with pytest.raises(ValueError, match=r"one of \('layer', 'patch'\)"):
+        qm.report((3, 72, 96), "Patch")
     with pytest.raises(ValueError, match="N, C, H, W"):
         qm.run(x[0])
     with pytest.raises(TypeError, match="nn.Module"):

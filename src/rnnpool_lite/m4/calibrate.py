@@ -3,7 +3,8 @@
 The observers are attached per node of the ``torch.fx`` graph (an ``fx.Interpreter`` that records
 each node's output) rather than with module forward hooks, because the tensors that need a
 range include the outputs of functions (the residual ``+``, ``torch.cat``) that no module owns.
-A detection head is a leaf of the graph; its two convolutions are observed separately.
+Tensors computed inside a leaf module that need their own range (a detection head's two
+convolutions) come from the ``inner`` function :func:`calibrate` is given.
 
 * ``"minmax"``: the running min and max (TFLite's default post-training calibration).
 * ``"percentile"``: the ``p``-th and ``(100 - p)``-th percentiles of a uniform random subsample
@@ -11,17 +12,24 @@ A detection head is a leaf of the graph; its two convolutions are observed separ
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
-from torch import Tensor, fx
+from torch import Tensor, fx, nn
 
 from rnnpool_lite.m4.fixed_point import QParams
-from rnnpool_lite.models.face import DetectionHead
 
-METHODS = ("minmax", "percentile")
+Method = Literal["minmax", "percentile"]
+METHODS: tuple[Method, ...] = get_args(Method)
+InnerTensors = Callable[[nn.Module, Tensor], dict[str, Tensor]]
+
+
+class Observer(Protocol):
+    def update(self, x: Tensor) -> None: ...
+
+    def qparams(self) -> QParams: ...
 
 
 class MinMaxObserver:
@@ -61,9 +69,10 @@ class PercentileObserver:
 
 
 class _Recorder(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule, make) -> None:
+    def __init__(self, gm: fx.GraphModule, make: Callable[[], Observer], inner: InnerTensors) -> None:
         super().__init__(gm)
-        self.make, self.observers = make, {}
+        self.make, self.inner = make, inner
+        self.observers: dict[str, Observer] = {}
 
     def _observe(self, name: str, value: Any) -> None:
         if isinstance(value, Tensor) and value.is_floating_point():
@@ -72,16 +81,14 @@ class _Recorder(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
         self._observe(n.name, out)
-        if n.op == "call_module":
-            module = self.module.get_submodule(n.target)
-            if isinstance(module, DetectionHead):
-                x = self.env[n.args[0]]
-                self._observe(f"{n.name}.loc", module.loc(x))
-                self._observe(f"{n.name}.conf", module.conf(x))
+        if n.op == "call_module" and isinstance(n.args[0], fx.Node):
+            x = self.env[n.args[0]]
+            for suffix, value in self.inner(self.module.get_submodule(str(n.target)), x).items():
+                self._observe(f"{n.name}.{suffix}", value)
         return out
 
 
-def _batches(calibration: Any) -> Iterable[Tensor]:
+def _batches(calibration: Any) -> Iterator[Tensor]:
     if isinstance(calibration, Tensor):
         yield from calibration.split(32)
         return
@@ -93,13 +100,13 @@ def _batches(calibration: Any) -> Iterable[Tensor]:
 
 
 @torch.no_grad()
-def calibrate(gm: fx.GraphModule, calibration: Any, method: str = "minmax",
-              percentile: float = 99.99) -> dict[str, QParams]:
-    """int8 quantization parameters of every node's output (and of each head's two convs)."""
+def calibrate(gm: fx.GraphModule, calibration: Any, method: Method = "minmax", percentile: float = 99.99,
+              inner: InnerTensors | None = None) -> dict[str, QParams]:
+    """int8 quantization parameters of every node's output (and of the ``inner`` tensors of leaves)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    make = MinMaxObserver if method == "minmax" else (lambda: PercentileObserver(percentile))
-    recorder = _Recorder(gm, make)
+    make: Callable[[], Observer] = MinMaxObserver if method == "minmax" else (lambda: PercentileObserver(percentile))
+    recorder = _Recorder(gm, make, inner or (lambda m, x: {}))
     seen = 0
     for x in _batches(calibration):
         recorder.run(x.float())
@@ -109,4 +116,4 @@ def calibrate(gm: fx.GraphModule, calibration: Any, method: str = "minmax",
     return {name: obs.qparams() for name, obs in recorder.observers.items()}
 
 
-__all__ = ["METHODS", "MinMaxObserver", "PercentileObserver", "calibrate"]
+__all__ = ["METHODS", "InnerTensors", "Method", "MinMaxObserver", "Observer", "PercentileObserver", "calibrate"]

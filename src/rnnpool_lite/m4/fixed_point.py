@@ -60,7 +60,7 @@ def quantize_multiplier(real: float | np.ndarray) -> tuple[np.ndarray, np.ndarra
     return m.astype(np.int32), shift.astype(np.int32)
 
 
-def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (returned as int64).
 
     Branch-free: ``sign = ab >> 63`` (0 or -1) picks the nudge ``2^30`` or ``1 - 2^30`` and

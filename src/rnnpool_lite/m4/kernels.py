@@ -36,7 +36,7 @@ def pad(x: np.ndarray, padding: Padding, value: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
 
 
-def requantize_acc(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int,
+def requantize_acc(acc: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int, out_zp: int,
                    act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
     """int32 accumulators to int8: ``clamp(MBQM(acc, mult, shift) + out_zp, act_min, act_max)``."""
     return saturate(multiply_by_quantized_multiplier(acc, mult, shift) + out_zp, act_min, act_max, np.int8)

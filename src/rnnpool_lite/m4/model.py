@@ -1,16 +1,18 @@
 """``QuantizedModel``: the integer ops of a model, its quantization, and how to run / measure it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnnpool_lite.m4.cost import flash_bytes, op_cycles
+from rnnpool_lite.m4.cost import flash_bytes
 from rnnpool_lite.m4.fixed_point import QParams
-from rnnpool_lite.m4.ops import HeadOp, Op
+from rnnpool_lite.m4.ops.base import Op, Shape
 from rnnpool_lite.m4.plan import (
+    Schedule,
     Stem,
     check_schedule,
     find_stem,
@@ -27,7 +29,7 @@ def _flatten(spec: Any) -> list[str]:
     return [spec] if isinstance(spec, str) else [t for s in spec for t in _flatten(s)]
 
 
-def _map(spec: Any, fn) -> Any:
+def _map(spec: Any, fn: Callable[[str], Any]) -> Any:
     return fn(spec) if isinstance(spec, str) else tuple(_map(s, fn) for s in spec)
 
 
@@ -66,7 +68,7 @@ class QuantizedModel:
             raise ValueError(f"input must be a batch (N, C, H, W), got shape {x.shape}")
         return self.input_qparams.quantize(x)
 
-    def run_int8(self, x: torch.Tensor | np.ndarray, schedule: str = "patch") -> Any:
+    def run_int8(self, x: torch.Tensor | np.ndarray, schedule: Schedule = "patch") -> Any:
         """Raw int8 outputs (numpy), structured like the float model's output.
 
         ``x`` is a float batch (quantized here) or an int8 array (used as is).
@@ -74,28 +76,28 @@ class QuantizedModel:
         env = self._run(x, schedule)
         return _map(self.output_spec, lambda t: env[t])
 
-    def run(self, x: torch.Tensor | np.ndarray, schedule: str = "patch") -> Any:
+    def run(self, x: torch.Tensor | np.ndarray, schedule: Schedule = "patch") -> Any:
         """Float in, dequantized float tensors out, structured like the float model's output."""
         env = self._run(x, schedule)
         return _map(self.output_spec,
                     lambda t: torch.from_numpy(self.qparams[t].dequantize(env[t]).astype(np.float32)))
 
-    def _run(self, x: torch.Tensor | np.ndarray, schedule: str) -> dict[str, np.ndarray]:
-        check_schedule(schedule)
+    def _run(self, x: torch.Tensor | np.ndarray, schedule: Schedule) -> dict[str, np.ndarray]:
+        schedule = check_schedule(schedule)
         if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer):
             if x.dtype != np.int8 or x.ndim != 4:
                 raise TypeError(f"an integer input must be an int8 batch (N, C, H, W), got {x.dtype} {x.shape}")
             return self._execute(x, schedule)
         return self._execute(self.quantize_input(x), schedule)
 
-    def intermediates(self, x: torch.Tensor | np.ndarray, schedule: str = "layer") -> dict[str, np.ndarray]:
+    def intermediates(self, x: torch.Tensor | np.ndarray, schedule: Schedule = "layer") -> dict[str, np.ndarray]:
         """Every tensor the schedule produces (input, terminals and layer outputs), by name."""
-        check_schedule(schedule)
-        return self._execute(self.quantize_input(x), schedule)
+        return self._execute(self.quantize_input(x), check_schedule(schedule))
 
-    def _execute(self, x: np.ndarray, schedule: str) -> dict[str, np.ndarray]:
+    def _execute(self, x: np.ndarray, schedule: Schedule) -> dict[str, np.ndarray]:
         env = {self.input_name: x}
-        start, groups = 0, {}
+        start = 0
+        groups: dict[int, list[int]] = {}
         if schedule == "patch":
             groups = mbconv_groups(self.ops, self.blocks)
             shapes = infer_shapes(self.ops, self.input_name, x.shape)
@@ -115,7 +117,7 @@ class QuantizedModel:
                 env.update(zip(op.outputs, op.run(*(env[t] for t in op.inputs))))
         return env
 
-    def report(self, input_size: tuple[int, ...], schedule: str = "patch", count_input: bool = False,
+    def report(self, input_size: tuple[int, ...], schedule: Schedule = "patch", count_input: bool = False,
                count_output: bool = False, clock_hz: float = 80e6) -> Report:
         """Measure peak arena, flash, MACs and cycles for one input ``(C, H, W)`` or ``(N, C, H, W)``.
 
@@ -126,7 +128,7 @@ class QuantizedModel:
         it is produced (alive during its own op only). ``clock_hz``: the default clock of
         ``Report.latency_ms``.
         """
-        check_schedule(schedule)
+        schedule = check_schedule(schedule)
         shape = tuple(input_size)
         if len(shape) == 3:
             shape = (1, *shape)
@@ -137,7 +139,7 @@ class QuantizedModel:
         stem = find_stem(self.ops, outputs, shapes) if schedule == "patch" else None
         arena = simulate_arena(self.ops, self.input_name, shapes, outputs, schedule, stem, self.blocks,
                                count_input, count_output)
-        executed = {}
+        executed: dict[str, int] = {}
         if stem is not None:
             executed = _stem_macs(stem, shapes)
         rows = []
@@ -146,7 +148,7 @@ class QuantizedModel:
             net = op.macs(*(shapes[t] for t in op.inputs))
             ran = executed.get(op.name, net)
             rows.append(dict(op=op.name, kind=op.kind, module=op.module, output=str(shapes[op.outputs[0]]),
-                             macs=net, executed_macs=ran, cycles=op_cycles(op, in_shape, ran),
+                             macs=net, executed_macs=ran, cycles=op.cycles(in_shape, ran),
                              flash_bytes=op.flash_bytes))
         table = pd.DataFrame(rows)
         return Report(schedule, shape, count_input, count_output, arena.peak, flash_bytes(self.ops),
@@ -154,14 +156,13 @@ class QuantizedModel:
                       arena.timeline, table, clock_hz)
 
 
-def _stem_macs(stem: Stem, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
+def _stem_macs(stem: Stem, shapes: dict[str, Shape]) -> dict[str, int]:
     """MACs the patch schedule executes in the stem: each op's MACs per output position times
     the positions of its per-patch region, times the patches (overlaps are computed again)."""
     out = {}
     for op in stem.ops:
-        full = op.map_shapes(shapes[op.inputs[0]])[0] if isinstance(op, HeadOp) else shapes[op.outputs[0]]
-        n, _, h, w = full
-        (rows, cols) = stem.regions[Stem.key(op)]
+        n, _, h, w = op.map_shapes(shapes[op.inputs[0]])[0]
+        (rows, cols) = stem.regions[op.map_name]
         per_position = op.macs(shapes[op.inputs[0]]) / (n * h * w)
         out[op.name] = int(round(per_position * rows[2] * cols[2] * n * stem.grid[0] * stem.grid[1]))
     return out

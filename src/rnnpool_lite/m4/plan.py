@@ -28,21 +28,28 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rnnpool_lite.m4.arena import Arena
 from rnnpool_lite.m4.kernels import pad
-from rnnpool_lite.m4.ops import ClampOp, ConcatOp, ConvOp, HeadOp, Op, RNNPoolOp, Shape
+from rnnpool_lite.m4.ops.add import AddOp
+from rnnpool_lite.m4.ops.base import Op, Shape, Window
+from rnnpool_lite.m4.ops.conv import ConvOp
 
-SCHEDULES = ("layer", "patch")
+Schedule = Literal["layer", "patch"]
+SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
 Region = tuple[int, int, int]  # a, b, L along one axis: patch i needs [a i + b, a i + b + L)
 
 
-def check_schedule(schedule: str) -> None:
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+def check_schedule(schedule: object) -> Schedule:
+    """``schedule`` as a :data:`Schedule`, or a ``ValueError`` naming the choices."""
+    for choice in SCHEDULES:
+        if schedule == choice:
+            return choice
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
 def infer_shapes(ops: list[Op], input_name: str, input_shape: Shape) -> dict[str, Shape]:
@@ -70,24 +77,16 @@ class Stem:
     ops: list[Op]
     grid: tuple[int, int]
     regions: dict[str, tuple[Region, Region]] = field(default_factory=dict)  # tensor or head map -> (rows, cols)
-    terminals: set[str] = field(default_factory=set)  # ops whose outputs are used after the stem
-
-    @staticmethod
-    def key(op: Op) -> str:
-        """The spatial tensor an op produces (a head's two maps share one geometry)."""
-        return op.name if isinstance(op, HeadOp) else op.outputs[0]
+    terminals: set[str] = field(default_factory=set)  # maps (``Op.map_name``) used after the stem
 
 
 def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape]) -> Stem | None:
     """The ops up to the first RNNPool with their per-patch regions (``None`` without an RNNPool)."""
-    first = next((k for k, op in enumerate(ops) if isinstance(op, RNNPoolOp)), None)
+    first = next((k for k, op in enumerate(ops) if op.ends_stem), None)
     if first is None:
         return None
     stem_ops = ops[: first + 1]
-    for op in stem_ops:
-        if op.window is None:
-            raise ValueError(f"patch schedule: op {op.name!r} ({op.kind}) before the first RNNPool is not a "
-                             "sliding window and cannot run patch by patch")
+    windows = {op.name: _window(op) for op in stem_ops}  # every stem op is a sliding window
     produced = {t for op in stem_ops for t in op.outputs}
     later = {t for op in ops[first + 1:] for t in op.inputs} | output_tensors
     # Each stem map's stride w.r.t. the input; a terminal's tile per patch is the RNNPool's
@@ -95,26 +94,26 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
     # patch grid grows until the tiles cover every terminal (extra patches compute padding only).
     stride: dict[str, tuple[int, int]] = {}
     for op in stem_ops:
-        src = stride.get(op.inputs[0], (1, 1))
-        stride[Stem.key(op)] = (src[0] * op.window[2], src[1] * op.window[3])
-    pool_stride = stride[Stem.key(stem_ops[-1])]
+        in_stride = stride.get(op.inputs[0], (1, 1))
+        stride[op.map_name] = (in_stride[0] * windows[op.name][2], in_stride[1] * windows[op.name][3])
+    pool_stride = stride[stem_ops[-1].map_name]
     tiles: dict[str, tuple[int, int]] = {}
     grid = list(shapes[stem_ops[-1].outputs[0]][2:])
     for op in stem_ops:
-        key = Stem.key(op)
-        if not (any(t in later for t in op.outputs) or isinstance(op, HeadOp)):
+        key = op.map_name
+        if not (any(t in later for t in op.outputs) or op.internal_maps):
             continue
         s_map = stride[key]
         if pool_stride[0] % s_map[0] or pool_stride[1] % s_map[1]:
             raise ValueError(f"patch schedule: the stride of {op.name!r} ({s_map}) does not divide the RNNPool's "
                              f"({pool_stride}); its output cannot be tiled by RNNPool patches")
         tiles[key] = (pool_stride[0] // s_map[0], pool_stride[1] // s_map[1])
-        size = op.map_shapes(shapes[op.inputs[0]])[0][2:] if isinstance(op, HeadOp) else shapes[op.outputs[0]][2:]
+        size = op.map_shapes(shapes[op.inputs[0]])[0][2:]
         grid = [max(grid[0], math.ceil(size[0] / tiles[key][0])), max(grid[1], math.ceil(size[1] / tiles[key][1]))]
     stem = Stem(stem_ops, (grid[0], grid[1]))
     needs: dict[str, list[tuple[Region, Region]]] = {}
     for op in reversed(stem_ops):
-        key = Stem.key(op)
+        key = op.map_name
         wanted = list(needs.get(key, []))
         if key in tiles:
             stem.terminals.add(key)
@@ -125,7 +124,7 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
         rows = _union([r for r, _ in wanted], op.name)
         cols = _union([c for _, c in wanted], op.name)
         stem.regions[key] = (rows, cols)
-        kh, kw, sh, sw, ph, pw = op.window
+        kh, kw, sh, sw, ph, pw = windows[op.name]
         src = op.inputs[0]
         needs.setdefault(src, []).append(((rows[0] * sh, rows[1] * sh - ph, (rows[2] - 1) * sh + kh),
                                           (cols[0] * sw, cols[1] * sw - pw, (cols[2] - 1) * sw + kw)))
@@ -133,6 +132,13 @@ def find_stem(ops: list[Op], output_tensors: set[str], shapes: dict[str, Shape])
         if src not in produced:
             stem.regions[src] = (_union([r for r, _ in wanted], src), _union([c for _, c in wanted], src))
     return stem
+
+
+def _window(op: Op) -> Window:
+    if op.window is None:
+        raise ValueError(f"patch schedule: op {op.name!r} ({op.kind}) before the first RNNPool is not a "
+                         "sliding window and cannot run patch by patch")
+    return op.window
 
 
 def _crops(x: np.ndarray, region: tuple[Region, Region], grid: tuple[int, int], zp: int) -> np.ndarray:
@@ -182,29 +188,18 @@ def run_stem(stem: Stem, x: np.ndarray, input_name: str, zero_points: dict[str, 
     env: dict[str, np.ndarray] = {}
     for op in stem.ops:
         src = op.inputs[0]
-        (ih, jh), key = stem.regions[src], Stem.key(op)
+        (ih, jh), key = stem.regions[src], op.map_name
         (oh, ow) = stem.regions[key]
-        kh, kw, sh, sw, ph, pw = op.window
+        kh, kw, sh, sw, ph, pw = _window(op)
         r0, c0 = oh[1] * sh - ph - ih[1], ow[1] * sw - pw - jh[1]
-        xin = crops[src][:, :, r0: r0 + (oh[2] - 1) * sh + kh, c0: c0 + (ow[2] - 1) * sw + kw]
-        if isinstance(op, HeadOp):
-            maps = op.maps(xin, (0, 0, 0, 0))
-            size = op.map_shapes(shapes[src])[0][2:]
-            outs = op.post(*(_assemble(m, (oh, ow), stem.grid, size) for m in maps))
-            env.update(zip(op.outputs, outs))
-            continue
-        if isinstance(op, ConvOp):
-            y = op.run(xin, (0, 0, 0, 0))[0]
-        elif isinstance(op, RNNPoolOp):
-            y = op.run(xin, padded=False)[0]
-        else:
-            assert isinstance(op, ClampOp)
-            y = op.run(xin)[0]
-        out = op.outputs[0]
-        size = shapes[out][2:]
-        crops[out] = _mask_outside(y, (oh, ow), stem.grid, size, zero_points[out])
+        maps = op.run_window(crops[src][:, :, r0: r0 + (oh[2] - 1) * sh + kh, c0: c0 + (ow[2] - 1) * sw + kw])
+        h, w = op.map_shapes(shapes[src])[0][2:]
+        if not op.internal_maps:  # a map the next stem ops read: positions off the map are padding
+            out = op.outputs[0]
+            crops[out] = _mask_outside(maps[0], (oh, ow), stem.grid, (h, w), zero_points[out])
+            maps = (crops[out],)
         if key in stem.terminals:
-            env[out] = _assemble(crops[out], (oh, ow), stem.grid, size)
+            env.update(zip(op.outputs, op.finish(*(_assemble(m, (oh, ow), stem.grid, (h, w)) for m in maps))))
     return env
 
 
@@ -221,7 +216,7 @@ def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
             continue
         last_out, block_in = ops[members[-1]].outputs[0], ops[members[0]].inputs[0]
         for k in range(members[-1] + 1, len(ops)):
-            if ops[k].kind == "add" and set(ops[k].inputs) == {last_out, block_in}:
+            if isinstance(ops[k], AddOp) and set(ops[k].inputs) == {last_out, block_in}:
                 members.append(k)
                 break
         inside = {t for k in members for t in ops[k].outputs[:1]} - {ops[members[-1]].outputs[0]}
@@ -229,6 +224,14 @@ def mbconv_groups(ops: list[Op], blocks: list[str]) -> dict[int, list[int]]:
         if readers <= set(members):  # the expanded / depthwise maps never leave the block
             groups[members[0]] = members
     return groups
+
+
+def mbconv_parts(group: list[Op]) -> tuple[list[ConvOp], AddOp | None, ConvOp]:
+    """An MBConv group's convs (expand, depthwise, project), its add (if any) and its depthwise conv."""
+    convs = [op for op in group if isinstance(op, ConvOp)]
+    add = next((op for op in group if isinstance(op, AddOp)), None)
+    dw = next(op for op in convs if op.subkind == "depthwise")
+    return convs, add, dw
 
 
 def run_mbconv_rows(group: list[Op], env: dict[str, np.ndarray]) -> np.ndarray:
@@ -239,9 +242,7 @@ def run_mbconv_rows(group: list[Op], env: dict[str, np.ndarray]) -> np.ndarray:
     depthwise conv's padding). Each depthwise output row is projected (and added to the block's
     input row) at once. Same kernels, same integer arithmetic per value as the whole-map ops.
     """
-    convs = [op for op in group if isinstance(op, ConvOp)]
-    add = next((op for op in group if op.kind == "add"), None)
-    dw = next(op for op in convs if op.subkind == "depthwise")
+    convs, add, dw = mbconv_parts(group)
     expand = convs[0] if convs[0] is not dw else None
     project = convs[-1]
     x = env[convs[0].inputs[0]]
@@ -259,11 +260,11 @@ def run_mbconv_rows(group: list[Op], env: dict[str, np.ndarray]) -> np.ndarray:
         for i in range(first, first + kh):
             if i not in ring:
                 if 0 <= i < h:
-                    ring[i] = expand.run(x[:, :, i: i + 1])[0] if expand is not None else x[:, :, i: i + 1]
+                    ring[i] = expand.conv(x[:, :, i: i + 1]) if expand is not None else x[:, :, i: i + 1]
                 else:
                     ring[i] = np.full((n, dw.w.shape[0], 1, x.shape[3]), dw.in_zp, dtype=np.int8)
             window.append(ring[i])
-        row = project.run(dw.run(np.concatenate(window, axis=2), (0, 0, left, right))[0])[0]
+        row = project.conv(dw.conv(np.concatenate(window, axis=2), (0, 0, left, right)))
         if add is not None:
             rows = {project.outputs[0]: row, convs[0].inputs[0]: x[:, :, r: r + 1]}
             row = add.run(*(rows[t] for t in add.inputs))[0]
@@ -272,21 +273,18 @@ def run_mbconv_rows(group: list[Op], env: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], output_tensors: set[str],
-                   schedule: str, stem: Stem | None, blocks: list[str], count_input: bool,
+                   schedule: Schedule, stem: Stem | None, blocks: list[str], count_input: bool,
                    count_output: bool) -> Arena:
     """Replay the schedule's allocations in a first-fit :class:`Arena` (see the module docstring)."""
     check_schedule(schedule)
     nbytes = {t: int(np.prod(s)) for t, s in shapes.items()}  # int8: one byte per value
     # Tensors that only feed the outputs: with count_output=False they are handed to the
     # decoder as produced (alive during their own step only) and the final concat is not run.
-    result = set(output_tensors)
-    for op in reversed(ops):
-        if isinstance(op, ConcatOp) and op.outputs[0] in result:
-            result.update(op.inputs)
-    skip = {k for k, op in enumerate(ops) if isinstance(op, ConcatOp) and not count_output}
+    result = sent_tensors(ops, output_tensors)
+    skip = {k for k, op in enumerate(ops) if op.joins_outputs and not count_output}
     start = len(stem.ops) if schedule == "patch" and stem is not None else 0
     groups = mbconv_groups(ops, blocks) if schedule == "patch" else {}
-    steps = _steps(len(ops), start, groups, skip)
+    steps = schedule_steps(len(ops), start, groups, skip)
     reads: dict[str, int] = {}
     for idx, members in enumerate(steps):
         for m in members:
@@ -329,9 +327,20 @@ def simulate_arena(ops: list[Op], input_name: str, shapes: dict[str, Shape], out
     return arena
 
 
-def _steps(n_ops: int, start: int, groups: dict[int, list[int]], skip: set[int]) -> list[list[int]]:
-    """Op indices per step from ``start``: one step per MBConv group, one per other op."""
-    steps, taken = [], set()
+def sent_tensors(ops: list[Op], output_tensors: set[str]) -> set[str]:
+    """The outputs and the tensors a join of outputs is made of: all are handed out as produced."""
+    result = set(output_tensors)
+    for op in reversed(ops):
+        for t in op.outputs:
+            if op.joins_outputs and t in result:
+                result.update(src for src, _ in op.output_sources(t))
+    return result
+
+
+def schedule_steps(n_ops: int, start: int, groups: dict[int, list[int]], skip: set[int]) -> list[list[int]]:
+    """Op indices per step from ``start``: one step per MBConv group, one per other op not in ``skip``."""
+    steps: list[list[int]] = []
+    taken: set[int] = set()
     for k in range(start, n_ops):
         if k in groups:
             steps.append(groups[k])
@@ -363,7 +372,7 @@ def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, 
     arena.at(step, "stem outputs")
     for op in stem.ops:
         for t in op.outputs:
-            if Stem.key(op) in stem.terminals and not transient(t):
+            if op.map_name in stem.terminals and not transient(t):
                 arena.allocate(t, nbytes[t])
     last_use: dict[str, int] = {}
     for k, op in enumerate(stem.ops):
@@ -377,20 +386,21 @@ def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, 
     for k, op in enumerate(stem.ops):
         step += 1
         arena.at(step, f"{op.name} (one patch)")
-        key = Stem.key(op)
+        key = op.map_name
         if key in stem.terminals:
             for t in op.outputs:
                 if transient(t):  # a head's tile, handed to the decoder
                     c = shapes[t][2]
                     arena.allocate(f"{t} tile", c * stem.regions[key][0][0] * stem.regions[key][1][0])
                     arena.free(f"{t} tile")
-        if key not in stem.terminals or any(u.inputs[0] == op.outputs[0] for u in stem.ops[k + 1:]):
-            if not isinstance(op, HeadOp):
-                name = f"{op.outputs[0]} crop"
-                arena.allocate(name, crop_bytes(key, shapes[op.outputs[0]][1]))
-                live_crops[op.outputs[0]] = name
-        if isinstance(op, RNNPoolOp):
-            arena.allocate(f"{op.name} scratch", op.scratch_bytes(shapes[op.inputs[0]][1]))
+        read_later = key not in stem.terminals or any(u.inputs[0] == op.outputs[0] for u in stem.ops[k + 1:])
+        if read_later and not op.internal_maps:
+            name = f"{op.outputs[0]} crop"
+            arena.allocate(name, crop_bytes(key, shapes[op.outputs[0]][1]))
+            live_crops[op.outputs[0]] = name
+        scratch = op.scratch_bytes(shapes[op.inputs[0]][1])
+        if scratch:
+            arena.allocate(f"{op.name} scratch", scratch)
             arena.free(f"{op.name} scratch")
         for src, name in list(live_crops.items()):
             if last_use.get(src, -1) <= k and name in arena.live:
@@ -402,5 +412,5 @@ def _simulate_stem(arena: Arena, stem: Stem, input_name: str, shapes: dict[str, 
     return step
 
 
-__all__ = ["SCHEDULES", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups", "run_mbconv_rows",
-           "run_stem", "simulate_arena"]
+__all__ = ["SCHEDULES", "Schedule", "Stem", "check_schedule", "find_stem", "infer_shapes", "mbconv_groups",
+           "mbconv_parts", "run_mbconv_rows", "run_stem", "schedule_steps", "sent_tensors", "simulate_arena"]

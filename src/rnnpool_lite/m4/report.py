@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+
+from rnnpool_lite.m4.plan import Schedule, check_schedule
 
 KIB = 1024
 M4_SRAM_BYTES = 256 * KIB
@@ -18,7 +21,7 @@ class Report:
     overlaps), ``network_macs`` those of the network computed once; ``ops`` has one row per op.
     """
 
-    schedule: str
+    schedule: Schedule
     input_size: tuple[int, ...]
     count_input: bool
     count_output: bool
@@ -30,6 +33,9 @@ class Report:
     timeline: pd.DataFrame
     ops: pd.DataFrame
     clock_hz: float = 80e6
+
+    def __post_init__(self) -> None:
+        self.schedule = check_schedule(self.schedule)
 
     def latency_ms(self, clock_hz: float | None = None) -> float:
         """Estimated latency at ``clock_hz`` (default: the report's clock): cycles / clock."""
@@ -62,7 +68,8 @@ def buffer_lifetimes(timeline: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["buffer", "offset", "bytes", "start", "end", "op"])
 
 
-def plot_arena(report: Report, ax=None, limit_bytes: int | None = M4_SRAM_BYTES, title: str | None = None):
+def plot_arena(report: Report, ax: Any = None, limit_bytes: int | None = M4_SRAM_BYTES,
+               title: str | None = None) -> Any:
     """Draw the arena over time: each buffer a rectangle (offset vs step), the SRAM limit a line."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle

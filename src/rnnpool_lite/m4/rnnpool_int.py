@@ -144,9 +144,11 @@ class IntRNNPool:
     @classmethod
     def from_float(cls, layer: RNNPool2d, qin: QParams, qout: QParams, name: str = "rnnpool") -> IntRNNPool:
         check_rnnpool(layer, name)
+        cell1, cell2 = layer.rnn1, layer.rnn2
+        assert isinstance(cell1, FastGRNNCell) and isinstance(cell2, FastGRNNCell), "check_rnnpool refuses others"
         steps = max(layer.kernel_size)
-        rnn1 = IntFastGRNN.from_float(layer.rnn1, qin.scale, steps)
-        rnn2 = IntFastGRNN.from_float(layer.rnn2, rnn1.state_scale, steps)  # reads RNN1's int16 states
+        rnn1 = IntFastGRNN.from_float(cell1, qin.scale, steps)
+        rnn2 = IntFastGRNN.from_float(cell2, rnn1.state_scale, steps)  # reads RNN1's int16 states
         out_mult, out_shift = quantize_multiplier(rnn2.state_scale / qout.scale)
         return cls(rnn1, rnn2, layer.kernel_size, layer.stride, layer.padding, qin.zero_point,
                    int(out_mult), int(out_shift), qout.zero_point)
@@ -179,7 +181,8 @@ class IntRNNPool:
         h2 = self.rnn2.w.shape[0]
         p_rows = self.rnn2.project(row_sum.reshape(h1, -1)).reshape(h2, -1, kh)
         p_cols = self.rnn2.project(col_sum.reshape(h1, -1)).reshape(h2, -1, kw)
-        sweeps = [self.rnn2.scan(np.moveaxis(p, 2, 0)) for p in (p_rows, p_rows[:, :, ::-1], p_cols, p_cols[:, :, ::-1])]
+        sweeps = [self.rnn2.scan(np.moveaxis(p, 2, 0))
+                  for p in (p_rows, p_rows[:, :, ::-1], p_cols, p_cols[:, :, ::-1])]
         states = np.stack(sweeps)  # (4, h2, n * ho * wo)
         out = requantize_acc(states.astype(np.int32), self.out_mult, self.out_shift, self.out_zp)
         return out.reshape(4 * h2, n, ho, wo).transpose(1, 0, 2, 3).copy()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -27,15 +27,17 @@ import torch
 from rnnpool_lite.m4 import toolchain
 from rnnpool_lite.m4.export import STEM_TOTAL, CProject, export_c, read_outputs, write_input
 from rnnpool_lite.m4.model import QuantizedModel
+from rnnpool_lite.m4.plan import Schedule
 
-TARGETS = ("qemu", "host")
+Target = Literal["qemu", "host"]
+TARGETS: tuple[Target, ...] = get_args(Target)
 
 
 @dataclass
 class M4Run:
     """What one frame measured on the target (``"qemu"``: Cortex-M4 under QEMU; ``"host"``: cc build)."""
 
-    target: str
+    target: Target
     arena_bytes: int  # the emulator planner's arena, as exported
     sections: dict[str, int]  # ELF section sizes (qemu only)
     stack_bytes: int  # painted-stack high-water mark (qemu only)
@@ -60,7 +62,8 @@ class M4Run:
 
     def summary(self) -> dict[str, float]:
         kib = 1024
-        return {"static RAM (KB)": round(self.static_ram_bytes / kib, 1), "stack (KB)": round(self.stack_bytes / kib, 2),
+        return {"static RAM (KB)": round(self.static_ram_bytes / kib, 1),
+                "stack (KB)": round(self.stack_bytes / kib, 2),
                 "peak RAM (KB)": round(self.peak_ram_bytes / kib, 1), "arena (KB)": round(self.arena_bytes / kib, 1),
                 "flash (KB)": round(self.flash_bytes / kib, 1), "instructions (M)": round(self.instructions / 1e6, 2)}
 
@@ -81,7 +84,7 @@ def _as_int8(qmodel: QuantizedModel, x: Any) -> np.ndarray:
     return qmodel.quantize_input(x)
 
 
-def run_on_m4(qmodel: QuantizedModel, x: Any, schedule: str = "patch", *, target: str = "qemu",
+def run_on_m4(qmodel: QuantizedModel, x: Any, schedule: Schedule = "patch", *, target: Target = "qemu",
               count_input: bool = False, smlad: bool = False, work_dir: str | Path | None = None,
               timeout: float = 600) -> tuple[Any, M4Run]:
     """Run one frame ``x`` ``(1, C, H, W)`` (float, or int8 already quantized) through the C export.
@@ -104,14 +107,15 @@ def run_on_m4(qmodel: QuantizedModel, x: Any, schedule: str = "patch", *, target
     return _run(qmodel, xq, schedule, target, count_input, smlad, Path(work_dir), timeout)
 
 
-def _run(qmodel: QuantizedModel, xq: np.ndarray, schedule: str, target: str, count_input: bool, smlad: bool,
+def _run(qmodel: QuantizedModel, xq: np.ndarray, schedule: Schedule, target: Target, count_input: bool, smlad: bool,
          out_dir: Path, timeout: float) -> tuple[Any, M4Run]:
     project = export_c(qmodel, out_dir, tuple(int(v) for v in xq.shape), schedule, count_input=count_input,
                        smlad=smlad)
     return run_project(project, xq, target, timeout)
 
 
-def run_project(project: CProject, xq: np.ndarray, target: str = "qemu", timeout: float = 600) -> tuple[Any, M4Run]:
+def run_project(project: CProject, xq: np.ndarray, target: Target = "qemu",
+                timeout: float = 600) -> tuple[Any, M4Run]:
     """Build and run an exported project on one int8 frame (see :func:`run_on_m4`)."""
     write_input(project, xq)
     out_dir = project.out_dir
@@ -137,4 +141,4 @@ def run_project(project: CProject, xq: np.ndarray, target: str = "qemu", timeout
     return outputs, run
 
 
-__all__ = ["M4Run", "TARGETS", "run_on_m4", "run_project"]
+__all__ = ["M4Run", "TARGETS", "Target", "run_on_m4", "run_project"]

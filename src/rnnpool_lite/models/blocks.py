@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from rnnpool_lite.roles import InvertedResidualRole
+
 
 def check_num_classes(num_classes: object) -> None:
     """Every model constructor's guard: a positive ``int`` (``True`` is not a class count)."""
@@ -51,7 +53,7 @@ class ConvBNAct(nn.Sequential):
         self.out_channels = out_channels
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(InvertedResidualRole):
     """MobileNetV2 bottleneck (MBConv): 1x1 expand (t), 3x3 depthwise (stride), 1x1 project.
 
     The skip connection is used when the stride is 1 and the channel count is kept.

@@ -16,11 +16,12 @@ from torch import Tensor, nn
 
 from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable, bottleneck_stages
 from rnnpool_lite.op.layer import RNNPool2d
+from rnnpool_lite.roles import DetectionHeadRole
 
 FACE_VARIANTS = ("A", "B", "C", "Quant", "M4")
 
 
-class DetectionHead(nn.Module):
+class DetectionHead(DetectionHeadRole):
     """Two 3x3 convs on one feature map: box offsets (4) and class scores (2) per position.
 
     ``stride`` > 1 makes both convs strided (Face-Quant's first head reaches stride 4 from the

@@ -1,4 +1,4 @@
-"""A small RNNPool classifier that trains in seconds: the fidelity tests' and the chapter's model."""
+"""A small RNNPool classifier that trains in seconds: the int8 emulator's tests' and chapter 6's model."""
 from __future__ import annotations
 
 from torch import nn
