@@ -1,7 +1,8 @@
 """Paper vs ours: Tables 1, 2, 3, 4, 5 and 8 computed from the models (no training needed).
 
-Every model is built once per (name, RNNPool MAdds convention) and its :class:`Profile` cached,
-because Tables 1, 2, 3 and 8 share most of them. Each table is a DataFrame with columns
+Each table's models are the registered ones that report its cells (:func:`rnnpool_lite.models.paper_model`),
+built from their specs; each is profiled once per (name, RNNPool MAdds convention) and its
+:class:`Profile` cached, because Tables 1, 2, 3 and 8 share most of them. Each table is a DataFrame with columns
 ``table, model, quantity, paper, ours, rel_diff, note``; a cell more than 10% from the paper
 carries a one-line reason from :data:`DIFFERENCE_NOTES` ("not explained" would be a bug).
 """
@@ -57,9 +58,9 @@ TABLE8_SEGMENTS: dict[str, Segment] = {
     "MobileNetV2": Segment(("features.0", "features.1"), (3, 224, 224)),           # C1 + MB1
     "EfficientNet-B0": Segment(("features.0", "features.1"), (3, 224, 224)),       # C1 + MB1
     "ResNet18": Segment(("features.0", "features.1"), (3, 224, 224)),              # C1 + P1
-    "DenseNet121": Segment(("features.2", "features.3"), (64, 56, 56)),    # D1 + T1 (P1 output to P2 output)
-    "GoogLeNet": Segment(("blocks.1",), (256, 28, 28)),                    # inception 3b + P3
-    "GoogLeNet-RNNPool": Segment(("blocks.4",), (528, 14, 14)),            # inception 4e + P4
+    "DenseNet121": Segment(("features.2", "features.3"), (64, 56, 56)),            # D1 + T1 (P1 to P2 output)
+    "GoogLeNet": Segment(("blocks.1",), (256, 28, 28)),                            # inception 3b + P3
+    "GoogLeNet-RNNPool": Segment(("blocks.4",), (528, 14, 14)),                    # inception 4e + P4
 }
 
 
