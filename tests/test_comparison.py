@@ -53,5 +53,5 @@ def test_table2_every_cell_within_10_percent_or_explained():
 
 
 def test_unknown_model_name_is_a_clear_error():
-    with pytest.raises(KeyError, match="unknown model"):
+    with pytest.raises(ValueError, match="unknown model 'AlexNet'"):
         comparison.model_profile("AlexNet")

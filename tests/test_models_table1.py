@@ -1,5 +1,5 @@
-"""The Table 1 / Table 3 models added for issue 3: reference parameter counts, shapes, fx tracing,
-ReNet, and the memory rules of dense and inception blocks."""
+"""The Table 1 / Table 3 models: reference parameter counts, shapes, fx tracing, ReNet, and the
+memory rules of dense and inception blocks."""
 import pytest
 import torch
 from torch import nn
@@ -20,7 +20,6 @@ from rnnpool_lite.models import (
     googlenet_rnnpool,
     mobilenetv1,
     mobilenetv1_rnnpool,
-    mobilenetv2_rnnpool,
     mobilenetv2_rnnpool_vww,
 )
 
@@ -52,33 +51,16 @@ def test_table1_parameter_counts_at_10_classes(build, paper_m):
     assert n_params(build()) / 1e6 == pytest.approx(paper_m, rel=0.03)
 
 
-SMALL = [
-    lambda: densenet121(10),
-    lambda: densenet121_rnnpool(10),
-    lambda: densenet121_rnnpool(10, replace_intermediate_pools=True, last_pool="rnnpool", image_size=32),
-    lambda: densenet121_rnnpool(10, downsampler="renet"),
-    lambda: efficientnet_b0(10),
-    lambda: efficientnet_b0_rnnpool(10),
-    lambda: googlenet(10),
-    lambda: googlenet_rnnpool(10),
-    lambda: mobilenetv1(10),
-    lambda: mobilenetv1_rnnpool(10, downsampler="renet"),
-    lambda: mobilenetv2_rnnpool(10, downsampler="renet"),
-]
-
-
-@pytest.mark.parametrize("build", SMALL)
-def test_new_classifiers_run_and_fx_trace(build):
-    torch.manual_seed(0)
-    model = build().eval()
+def test_densenet_with_every_pool_an_rnnpool_runs_and_fx_traces():
+    # Section 4's model (the registered ones are run by test_registry)
+    model = densenet121_rnnpool(10, replace_intermediate_pools=True, last_pool="rnnpool", image_size=32).eval()
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         y = model(x)
         traced = fx_trace(model)
         torch.testing.assert_close(traced(x), y)
     assert y.shape == (1, 10)
-    leaves = [type(m) for m in traced.modules() if isinstance(m, (RNNPool2d, ReNet2d))]
-    assert leaves == [type(m) for m in model.modules() if isinstance(m, (RNNPool2d, ReNet2d))]
+    assert sum(isinstance(m, RNNPool2d) for m in traced.modules()) == 4  # downsampler, T2, T3, last pool
 
 
 def test_every_conv_on_a_feature_map_is_followed_by_batchnorm():
@@ -187,5 +169,5 @@ def test_bad_num_classes_raise(build):
 
 
 def test_unknown_downsampler_raises():
-    with pytest.raises(ValueError, match="downsampler"):
+    with pytest.raises(ValueError, match="Downsampler"):
         densenet121_rnnpool(10, downsampler="bilinear")

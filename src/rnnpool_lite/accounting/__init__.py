@@ -1,1 +1,2 @@
-"""Accounting: parameters, MAdds and peak RAM under the paper's convention, memory bounds, receptive fields, Pareto fronts and the paper-vs-ours tables."""
+"""Accounting: parameters, MAdds and peak RAM under the paper's convention, memory bounds, receptive
+fields (one rule for sliding windows, :mod:`.windows`), Pareto fronts and the paper-vs-ours tables."""

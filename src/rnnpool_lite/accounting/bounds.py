@@ -31,6 +31,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from rnnpool_lite.accounting.windows import IDENTITY, Span, layer_spans
 from rnnpool_lite.models.tracing import RNNPoolLeafTracer
 
 
@@ -98,12 +99,10 @@ class RowSchedule:
         return self.ram_bytes / 2**20
 
 
-def _window(module: nn.Module) -> tuple[int, int] | None:
-    """(kernel, stride) along rows of a conv or local pool, ``None`` for other modules."""
-    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        k, s = module.kernel_size, module.stride
-        return (k[0] if isinstance(k, tuple) else k), (s[0] if isinstance(s, tuple) else s)
-    return None
+def _row_span(module: nn.Module) -> Span:
+    """The span along rows of a windowed layer (conv, local pool, RNNPool); other modules are pointwise."""
+    spans = layer_spans(module)
+    return IDENTITY if spans is None else spans[0]
 
 
 def row_schedule_ram(block: nn.Module, input_shape: tuple[int, int, int],
@@ -145,14 +144,15 @@ def row_schedule_ram(block: nn.Module, input_shape: tuple[int, int, int],
     for node in reversed(nodes):
         if node not in field or is_global_pool(node):
             continue
-        window = _window(modules[node.target]) if node.op == "call_module" else None
-        k, s = window if window else (1, 1)
+        layer = _row_span(modules[str(node.target)]) if node.op == "call_module" else IDENTITY
+        # the rows of this node's input that one output row needs: this layer, then the rest
+        needed = layer.then(Span(0, field[node] - 1, stride[node]))
         for arg in node.all_input_nodes:
             meta = arg.meta.get("tensor_meta")
             if meta is None or len(meta.shape) != 4:
                 continue
-            f, st = (field[node] - 1) * s + k, stride[node] * s
-            field[arg], stride[arg] = max(field.get(arg, 0), f), max(stride.get(arg, 0), st)
+            field[arg] = max(field.get(arg, 0), int(needed.size))
+            stride[arg] = max(stride.get(arg, 0), needed.jump)
 
     def storage(node: fx.Node) -> fx.Node:
         """The map a pointwise node lives in (its producer)."""
@@ -183,5 +183,5 @@ def row_schedule_ram(block: nn.Module, input_shape: tuple[int, int, int],
     return RowSchedule(total * bytes_per_value, io * bytes_per_value, table)
 
 
-__all__ = ["ALIASING", "ALIASING_METHODS", "POINTWISE", "RowSchedule", "proposition1_lower_bound", "proposition2_lower_bound",
-           "row_schedule_ram"]
+__all__ = ["ALIASING", "ALIASING_METHODS", "POINTWISE", "RowSchedule", "proposition1_lower_bound",
+           "proposition2_lower_bound", "row_schedule_ram"]

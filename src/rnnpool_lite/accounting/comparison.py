@@ -1,124 +1,66 @@
 """Paper vs ours: Tables 1, 2, 3, 4, 5 and 8 computed from the models (no training needed).
 
-Every model is built once per (name, RNNPool MAdds convention) and its :class:`Profile` cached,
-because Tables 1, 2, 3 and 8 share most of them. Each table is a DataFrame with columns
+Each table's models are the registered ones that report its cells (:func:`rnnpool_lite.models.paper_model`),
+built from their specs; each is profiled once per (name, RNNPool MAdds convention) and its
+:class:`Profile` cached, because Tables 1, 2, 3 and 8 share most of them. Each table is a DataFrame with columns
 ``table, model, quantity, paper, ours, rel_diff, note``; a cell more than 10% from the paper
 carries a one-line reason from :data:`DIFFERENCE_NOTES` ("not explained" would be a bug).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache, partial
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
 from torch import nn
 
-from rnnpool_lite import models as M
 from rnnpool_lite.accounting.bounds import row_schedule_ram
-from rnnpool_lite.accounting.profiler import Profile, profile
+from rnnpool_lite.accounting.profiler import Profile, RNNPoolMode, profile
+from rnnpool_lite.models.registry import get_model_spec, paper_model
 from rnnpool_lite.op.layer import RNNPool2d
 from rnnpool_lite.repro.paper import paper_table
 
-IMAGE = (3, 224, 224)
-VGA = (3, 480, 640)
-
-#: name -> (builder, input size (C, H, W), bytes per value).
-MODEL_SPECS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], int]] = {
-    # Table 1 (ImageNet-10)
-    "MobileNetV2": (partial(M.mobilenetv2, 10), IMAGE, 4),
-    "MobileNetV2-RNNPool": (partial(M.mobilenetv2_rnnpool, 10), IMAGE, 4),
-    "EfficientNet-B0": (partial(M.efficientnet_b0, 10), IMAGE, 4),
-    "EfficientNet-B0-RNNPool": (partial(M.efficientnet_b0_rnnpool, 10), IMAGE, 4),
-    "ResNet18": (partial(M.resnet18, 10), IMAGE, 4),
-    "ResNet18-RNNPool": (partial(M.resnet18_rnnpool, 10), IMAGE, 4),
-    "DenseNet121": (partial(M.densenet121, 10), IMAGE, 4),
-    "DenseNet121-RNNPool": (partial(M.densenet121_rnnpool, 10), IMAGE, 4),
-    "GoogLeNet": (partial(M.googlenet, 10), IMAGE, 4),
-    "GoogLeNet-RNNPool": (partial(M.googlenet_rnnpool, 10), IMAGE, 4),
-    # Table 3 (ImageNet-1K)
-    "MobileNetV1 1K": (partial(M.mobilenetv1, 1000), IMAGE, 4),
-    "MobileNetV1-ReNet 1K": (partial(M.mobilenetv1_rnnpool, 1000, downsampler="renet"), IMAGE, 4),
-    "MobileNetV1-RNNPool 1K": (partial(M.mobilenetv1_rnnpool, 1000), IMAGE, 4),
-    "MobileNetV2 1K": (partial(M.mobilenetv2, 1000), IMAGE, 4),
-    "MobileNetV2-ReNet 1K": (partial(M.mobilenetv2_rnnpool, 1000, downsampler="renet"), IMAGE, 4),
-    "MobileNetV2-RNNPool 1K": (partial(M.mobilenetv2_rnnpool, 1000), IMAGE, 4),
-    # Tables 4 and 5 (detectors at VGA; Face-Quant and Face-M4 at one byte per value)
-    "RNNPool-Face-C": (partial(M.rnnpool_face, "C"), VGA, 4),
-    "RNNPool-Face-B": (partial(M.rnnpool_face, "B"), VGA, 4),
-    "RNNPool-Face-A": (partial(M.rnnpool_face, "A"), VGA, 4),
-    "RNNPool-Face-Quant": (partial(M.rnnpool_face, "Quant"), VGA, 1),
-    "RNNPool-Face-M4": (partial(M.rnnpool_face, "M4"), (1, 240, 320), 1),
-}
-
-#: Models whose frame the paper stores in RAM (Section 5.3, Face-M4 on the STM32F439): their
-#: peak RAM counts it (``profile(..., count_input=True)``).
-FRAME_IN_RAM = frozenset({"RNNPool-Face-M4"})
-
-#: Table 2 rows: method -> keyword arguments of (MobileNetV2 / DenseNet121 / MobileNetV2-0.35x VWW)
-#: constructors; ``None`` downsampler means the base network (no 4x downsampler).
-TABLE2_METHODS: dict[str, tuple[str | None, str]] = {
-    "Base Network": (None, "avg"),
-    "Last layer RNNPool": (None, "rnnpool"),
-    "Average Pooling": ("avg", "avg"),
-    "Max Pooling": ("max", "avg"),
-    "Strided Convolution": ("strided_conv", "avg"),
-    "ReNet": ("renet", "avg"),
-    "RNNPoolLayer": ("rnnpool", "avg"),
-    "RNNPoolLayer + Last layer RNNPool": ("rnnpool", "rnnpool"),
-}
-#: Table 2 cells that are Table 1 models (profiled once).
-TABLE2_SAME_AS_TABLE1 = {("MobileNetV2", "Base Network"): "MobileNetV2",
-                         ("MobileNetV2", "RNNPoolLayer"): "MobileNetV2-RNNPool",
-                         ("DenseNet121", "Base Network"): "DenseNet121",
-                         ("DenseNet121", "RNNPoolLayer"): "DenseNet121-RNNPool"}
-
-
-def table2_model(network: str, method: str) -> str:
-    """The ``MODEL_SPECS`` name of a Table 2 cell (``network``: MobileNetV2, DenseNet121, MobileNetV2-0.35x)."""
-    return TABLE2_SAME_AS_TABLE1.get((network, method), f"T2 {network} {method}")
-
-
-for _method, (_down, _last) in TABLE2_METHODS.items():
-    MODEL_SPECS[f"T2 MobileNetV2 {_method}"] = (
-        partial(M.mobilenetv2, 10, last_pool=_last) if _down is None
-        else partial(M.mobilenetv2_rnnpool, 10, last_pool=_last, downsampler=_down), IMAGE, 4)
-    MODEL_SPECS[f"T2 DenseNet121 {_method}"] = (
-        partial(M.densenet121, 10, last_pool=_last) if _down is None
-        else partial(M.densenet121_rnnpool, 10, last_pool=_last, downsampler=_down), IMAGE, 4)
-    MODEL_SPECS[f"T2 MobileNetV2-0.35x {_method}"] = (
-        partial(M.mobilenetv2_vww, last_pool=_last) if _down is None
-        else partial(M.mobilenetv2_rnnpool_vww, last_pool=_last, downsampler=_down), IMAGE, 4)
+#: Table 2's networks, as the columns of :func:`table2` and the registry's Table 2 cells name them.
+TABLE2_NETWORKS = ("MobileNetV2", "DenseNet121", "MobileNetV2-0.35x")
 
 
 @cache
-def model_profile(name: str, rnnpool_mode: str = "shared") -> Profile:
-    """The cached :func:`profile` of ``MODEL_SPECS[name]``.
+def model_profile(name: str, rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> Profile:
+    """The cached :func:`profile` of the registered model ``name`` (:mod:`rnnpool_lite.models.registry`),
+    on its spec's input, bytes per value and frame-in-RAM setting.
 
     The accounting needs shapes, not values, so models are built and run on PyTorch's ``meta``
     device (no memory, no arithmetic), except those with an ``RNNPool2d``, whose inference path
     reads its scalars as Python floats and so runs on the CPU.
     """
-    if name not in MODEL_SPECS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_SPECS)}")
-    build, size, bpv = MODEL_SPECS[name]
+    spec = get_model_spec(name)
     with torch.device("meta"):
-        model = build()
+        model = spec.build()
     if any(isinstance(m, RNNPool2d) for m in model.modules()):
-        model = build()
-    return profile(model, size, bpv, rnnpool_mode, count_input=name in FRAME_IN_RAM)
+        model = spec.build()
+    return profile(model, spec.input_size, spec.bytes_per_value, rnnpool_mode, count_input=spec.frame_in_ram)
+
+
+class Segment(NamedTuple):
+    """Part of a model, as the qualified names of its consecutive modules, and its input (C, H, W)."""
+
+    modules: tuple[str, ...]
+    input_size: tuple[int, int, int]
+
+    def of(self, model: nn.Module) -> nn.Sequential:
+        return nn.Sequential(*(model.get_submodule(name) for name in self.modules))
 
 
 #: Table 8 (Appendix E.1.2): the segment of each base model the paper names as its bottleneck for
-#: the row-by-row schedule -- (model, slice of its module list, input shape of the slice).
-TABLE8_SEGMENTS: dict[str, tuple[Callable[[nn.Module], nn.Module], tuple[int, int, int]]] = {
-    "MobileNetV2": (lambda m: m.features[0:2], IMAGE),        # C1 + MB1
-    "EfficientNet-B0": (lambda m: m.features[0:2], IMAGE),    # C1 + MB1
-    "ResNet18": (lambda m: m.features[0:2], IMAGE),           # C1 + P1
-    "DenseNet121": (lambda m: m.features[2:4], (64, 56, 56)),  # D1 + T1 (P1 output to P2 output)
-    "GoogLeNet": (lambda m: m.blocks[1], (256, 28, 28)),      # inception 3b + P3
-    "GoogLeNet-RNNPool": (lambda m: m.blocks[4], (528, 14, 14)),  # inception 4e + P4
+#: the row-by-row schedule.
+TABLE8_SEGMENTS: dict[str, Segment] = {
+    "MobileNetV2": Segment(("features.0", "features.1"), (3, 224, 224)),           # C1 + MB1
+    "EfficientNet-B0": Segment(("features.0", "features.1"), (3, 224, 224)),       # C1 + MB1
+    "ResNet18": Segment(("features.0", "features.1"), (3, 224, 224)),              # C1 + P1
+    "DenseNet121": Segment(("features.2", "features.3"), (64, 56, 56)),            # D1 + T1 (P1 to P2 output)
+    "GoogLeNet": Segment(("blocks.1",), (256, 28, 28)),                            # inception 3b + P3
+    "GoogLeNet-RNNPool": Segment(("blocks.4",), (528, 14, 14)),                    # inception 4e + P4
 }
 
 
@@ -187,14 +129,15 @@ def _row(table: int, model: str, quantity: str, paper: Any, ours: float) -> dict
     return {"table": table, "model": model, "quantity": quantity, "paper": float(paper), "ours": ours}
 
 
-def table1(rnnpool_mode: str = "shared") -> pd.DataFrame:
+def table1(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> pd.DataFrame:
     """Table 1: params, MAdds and standard-convention peak RAM of five models, base and RNNPool."""
     t1 = paper_table("table1_imagenet10").set_index("model")
     rows = []
     for name, paper in t1.iterrows():
-        for variant, prefix, madds_key, ram_key in [
-                (name, "base_", "base_standard_madds_G", "base_standard_peak_ram_MB"),
-                (f"{name}-RNNPool", "rnnpool_", "rnnpool_madds_G", "rnnpool_peak_ram_MB")]:
+        for column, prefix, madds_key, ram_key in [
+                ("base", "base_", "base_standard_madds_G", "base_standard_peak_ram_MB"),
+                ("RNNPool", "rnnpool_", "rnnpool_madds_G", "rnnpool_peak_ram_MB")]:
+            variant = paper_model(1, str(name), column).name
             p = model_profile(variant, rnnpool_mode)
             rows += [_row(1, variant, "params_M", paper[f"{prefix}params_M"], p.params / 1e6),
                      _row(1, variant, "madds_G", paper[madds_key], p.madds / 1e9),
@@ -202,13 +145,12 @@ def table1(rnnpool_mode: str = "shared") -> pd.DataFrame:
     return _compare(rows)
 
 
-def table2(rnnpool_mode: str = "shared") -> pd.DataFrame:
+def table2(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> pd.DataFrame:
     """Table 2: MAdds and parameters of the downsampler / last-pool variants of three networks."""
     t2 = paper_table("table2_pooling_operators").set_index("method")
     rows = []
     for method, paper in t2.iterrows():
-        mb, dn, vww = (model_profile(table2_model(net, method), rnnpool_mode)
-                       for net in ("MobileNetV2", "DenseNet121", "MobileNetV2-0.35x"))
+        mb, dn, vww = (model_profile(paper_model(2, str(method), net).name, rnnpool_mode) for net in TABLE2_NETWORKS)
         rows += [_row(2, f"MobileNetV2 {method}", "madds_G", paper["mbv2_madds_G"], mb.madds / 1e9),
                  _row(2, f"MobileNetV2 {method}", "params_M", paper["mbv2_params_M"], mb.params / 1e6),
                  _row(2, f"DenseNet121 {method}", "madds_G", paper["densenet121_madds_G"], dn.madds / 1e9),
@@ -219,12 +161,12 @@ def table2(rnnpool_mode: str = "shared") -> pd.DataFrame:
     return _compare(rows)
 
 
-def table3(rnnpool_mode: str = "shared") -> pd.DataFrame:
+def table3(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> pd.DataFrame:
     """Table 3: peak RAM, params and MAdds of the ImageNet-1K MobileNet rows."""
     t3 = paper_table("table3_imagenet1k").set_index("method")
     rows = []
     for method, paper in t3.iterrows():
-        p = model_profile(f"{method} 1K", rnnpool_mode)
+        p = model_profile(paper_model(3, str(method)).name, rnnpool_mode)
         rows += [_row(3, method, "peak_ram_MB", paper["peak_ram_MB"], p.peak_ram_mb),
                  _row(3, method, "params_M", paper["params_M"], p.params / 1e6),
                  _row(3, method, "madds_M", paper["madds_M"], p.madds / 1e6)]
@@ -236,12 +178,12 @@ TABLE4_BASELINE_MAPS = {"EXTD": (320, 240, 64), "LFFD": (320, 240, 64), "FaceBox
                         "EagleEye": (320, 240, 4)}
 
 
-def table4(rnnpool_mode: str = "shared") -> pd.DataFrame:
+def table4(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> pd.DataFrame:
     """Table 4: RAM, params and MAdds of the RNNPool-Face models; the baselines' RAM."""
     t4 = paper_table("table4_face_detection_widerface").set_index("method")
     rows = []
     for name in ["RNNPool-Face-C", "RNNPool-Face-B", "RNNPool-Face-A", "RNNPool-Face-Quant"]:
-        p = model_profile(name, rnnpool_mode)
+        p = model_profile(paper_model(4, name).name, rnnpool_mode)
         value, unit = str(t4.loc[name, "peak_ram"]).split()
         rows += [_row(4, name, f"peak_ram_{unit}", value, p.peak_ram_mb if unit == "MB" else p.peak_ram_kb),
                  _row(4, name, "params_M", t4.loc[name, "params_M"], p.params / 1e6),
@@ -252,11 +194,11 @@ def table4(rnnpool_mode: str = "shared") -> pd.DataFrame:
     return _compare(rows)
 
 
-def table5(rnnpool_mode: str = "shared") -> pd.DataFrame:
+def table5(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> pd.DataFrame:
     """Table 5: RAM (the 320x240 frame in RAM, as the paper stores it), MAdds and model size (one byte
     per weight) of RNNPool-Face-M4."""
     paper = paper_table("table5_scut_head_m4").set_index("model").loc["RNNPool-Face-M4"]
-    p = model_profile("RNNPool-Face-M4", rnnpool_mode)
+    p = model_profile(paper_model(5, "RNNPool-Face-M4").name, rnnpool_mode)
     return _compare([
         _row(5, "RNNPool-Face-M4", "peak_ram_KB", str(paper["peak_ram"]).split()[0], p.peak_ram_kb),
         _row(5, "RNNPool-Face-M4", "madds_M", paper["madds_M"], p.madds / 1e6),
@@ -273,10 +215,10 @@ def min_peak_ram_mb(name: str) -> float:
     which the paper says no schedule improves (the RNNPool already runs patch by patch).
     """
     if name in TABLE8_SEGMENTS:
-        select, shape = TABLE8_SEGMENTS[name]
+        segment = TABLE8_SEGMENTS[name]
         with torch.device("meta"):  # shapes only (no segment here has an RNNPool)
-            model = MODEL_SPECS[name][0]()
-        return row_schedule_ram(select(model), shape).ram_mb
+            model = get_model_spec(name).build()
+        return row_schedule_ram(segment.of(model), segment.input_size).ram_mb
     return model_profile(name).peak_ram_mb
 
 
@@ -285,13 +227,13 @@ def table8() -> pd.DataFrame:
     t8 = paper_table("table8_memory_optimal_ram").set_index("model")
     rows = []
     for name, paper in t8.iterrows():
-        rows += [_row(8, name, "min_peak_ram_MB", paper["base_min_peak_ram_MB"], min_peak_ram_mb(name)),
-                 _row(8, f"{name}-RNNPool", "min_peak_ram_MB", paper["rnnpool_min_peak_ram_MB"],
-                      min_peak_ram_mb(f"{name}-RNNPool"))]
+        base, pooled = (paper_model(8, str(name), column).name for column in ("base", "RNNPool"))
+        rows += [_row(8, base, "min_peak_ram_MB", paper["base_min_peak_ram_MB"], min_peak_ram_mb(base)),
+                 _row(8, pooled, "min_peak_ram_MB", paper["rnnpool_min_peak_ram_MB"], min_peak_ram_mb(pooled))]
     return _compare(rows)
 
 
-def paper_tables(rnnpool_mode: str = "shared") -> dict[str, pd.DataFrame]:
+def paper_tables(rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> dict[str, pd.DataFrame]:
     """Paper vs ours for Tables 1, 2, 3, 4, 5 and 8 (figures computable without training).
 
     ``rnnpool_mode`` is the RNNPool MAdds convention (:func:`rnnpool_lite.accounting.profiler.rnnpool_madds`);
@@ -301,5 +243,5 @@ def paper_tables(rnnpool_mode: str = "shared") -> dict[str, pd.DataFrame]:
             "table4": table4(rnnpool_mode), "table5": table5(rnnpool_mode), "table8": table8()}
 
 
-__all__ = ["DIFFERENCE_NOTES", "MODEL_SPECS", "TABLE2_METHODS", "TABLE8_SEGMENTS", "min_peak_ram_mb",
-           "FRAME_IN_RAM", "model_profile", "table2_model", "paper_tables", "table1", "table2", "table3", "table4", "table5", "table8"]
+__all__ = ["DIFFERENCE_NOTES", "TABLE2_NETWORKS", "TABLE8_SEGMENTS", "Segment", "min_peak_ram_mb", "model_profile",
+           "paper_tables", "table1", "table2", "table3", "table4", "table5", "table8"]

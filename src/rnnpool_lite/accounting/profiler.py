@@ -24,7 +24,8 @@ per step and direction.
 Peak RAM, the "standard convention" of the paper (Appendix E.2, after Chowdhery et al.): layers run
 one after another and the RAM of a step is what must be live then; the peak is the largest step.
 
-* A *unit* is a block with a ``memory_rule`` attribute (``InvertedResidual``: input + output;
+* A *unit* is a block with a ``memory_rule`` attribute (a
+  :class:`~rnnpool_lite.models.blocks.MemoryRule`; ``InvertedResidual``: input + output;
   ``BasicBlock``, ``Transition`` and ``DepthwiseSeparable``: max(input, output); ``DenseBlock``:
   its output; ``Inception``: input + the three smallest branch outputs (from its
   ``branch_channels``); ``ConvBNAct``: input + output; ``ReNet2d``: like RNNPool) or a
@@ -46,7 +47,7 @@ Propositions 1/2 and the row-by-row schedule of Table 8 are in :mod:`rnnpool_lit
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from rnnpool_lite.choices import Choice
+from rnnpool_lite.models.blocks import MemoryRule
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: Modules that run in place on their input (no new activation map under the convention).
@@ -69,10 +72,15 @@ def conv_madds(module: nn.Conv2d, output: Tensor) -> int:
     return int(output[0].numel() * module.weight[0].numel())
 
 
-RNNPOOL_MODES = ("per_patch", "shared")
+class RNNPoolMode(Choice):
+    """How :func:`rnnpool_madds` counts an RNNPool's multiply-adds."""
+
+    SHARED = "shared"        # what the vectorised RNNPool2d computes (the paper's count)
+    PER_PATCH = "per_patch"  # every patch on its own
 
 
-def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str = "shared") -> int:
+def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int,
+                  mode: RNNPoolMode | str = RNNPoolMode.SHARED) -> int:
     """Multiply-adds of one image through ``layer``.
 
     ``"shared"`` (default, the paper's count): what the vectorised ``RNNPool2d`` does: ``W x``
@@ -80,15 +88,14 @@ def rnnpool_madds(layer: RNNPool2d, out_height: int, out_width: int, mode: str =
     and (column, patch row) segment, RNN2's four sweeps per patch.
     ``"per_patch"``: every patch runs Algorithm 1 on its own (see module docstring).
     """
-    if mode not in RNNPOOL_MODES:
-        raise ValueError(f"mode must be one of {RNNPOOL_MODES}, got {mode!r}")
+    mode = RNNPoolMode(mode)
     kh, kw = layer.kernel_size
     sh, sw = layer.stride
     ho, wo = out_height, out_width
     w1, u1 = _cell_matrices(layer.rnn1)
     w2, u2 = _cell_matrices(layer.rnn2)
     rnn2_steps = ho * wo * (2 * kh + 2 * kw)
-    if mode == "per_patch":
+    if mode is RNNPoolMode.PER_PATCH:
         return ho * wo * 2 * kh * kw * (w1 + u1) + rnn2_steps * (w2 + u2)
     hu, wu = sh * (ho - 1) + kh, sw * (wo - 1) + kw  # rows / columns that patches touch
     summaries = hu * wo + ho * wu
@@ -108,9 +115,9 @@ def recurrent_madds(module: nn.RNNBase, output: Tensor) -> int:
 
 def _cell_matrices(cell: nn.Module) -> tuple[int, int]:
     """Sizes of the input and hidden weight matrices (the MAdds of ``W x`` and ``U h``)."""
-    if hasattr(cell, "W"):
-        return int(cell.W.numel()), int(cell.U.numel())
-    return int(cell.weight_ih.numel()), int(cell.weight_hh.numel())
+    names = ("W", "U") if hasattr(cell, "W") else ("weight_ih", "weight_hh")
+    w, u = (cell.get_parameter(n) for n in names)
+    return int(w.numel()), int(u.numel())
 
 
 @dataclass
@@ -144,7 +151,7 @@ class Profile:
 class _Unit:
     name: str
     module: nn.Module
-    kind: str
+    rule: MemoryRule
     input_id: int = -1
     output_id: int = -1
     input_shape: tuple[int, ...] = ()
@@ -152,27 +159,37 @@ class _Unit:
     branch_numels: list[int] = field(default_factory=list)
 
 
-def _units(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """Outermost blocks with a ``memory_rule`` and leaf layers outside them, by qualified name."""
-    units: dict[str, tuple[nn.Module, str]] = {}
+def _units(model: nn.Module) -> dict[str, tuple[nn.Module, MemoryRule]]:
+    """Outermost blocks with a ``memory_rule`` and leaf layers outside them, by qualified name.
+
+    A block's rule is read with ``MemoryRule(...)``, so a misspelled one fails naming the choices.
+    """
+    units: dict[str, tuple[nn.Module, MemoryRule]] = {}
     inside: list[str] = []
     for name, module in model.named_modules():
         if any(name.startswith(p + ".") for p in inside):
             continue
         rule = getattr(module, "memory_rule", None)
         if rule is not None:
-            units[name] = (module, rule)
+            units[name] = (module, MemoryRule(rule))
             inside.append(name)
         elif isinstance(module, RNNPool2d):
-            units[name] = (module, "rnnpool")
+            units[name] = (module, MemoryRule.RNNPOOL)
             inside.append(name)
         elif isinstance(module, LOCAL_POOLS):
-            units[name] = (module, "pool")
+            units[name] = (module, MemoryRule.POOL)
         elif isinstance(module, GLOBAL_POOLS):
-            units[name] = (module, "global_pool")
+            units[name] = (module, MemoryRule.GLOBAL_POOL)
         elif isinstance(module, (nn.Conv2d, nn.Linear, nn.ZeroPad2d)):
-            units[name] = (module, "in+out")
+            units[name] = (module, MemoryRule.IN_OUT)
     return units
+
+
+def _is_conv_layer(module: nn.Module) -> bool:
+    """One conv with only in-place layers around it (``Conv2d``; ``ConvBNAct``: conv, BatchNorm, activation)."""
+    leaves = [m for m in module.modules() if not list(m.children())]
+    return (sum(isinstance(m, nn.Conv2d) for m in leaves) == 1
+            and all(isinstance(m, (nn.Conv2d, *IN_PLACE)) for m in leaves))
 
 
 def _is_1x1(module: nn.Module) -> bool:
@@ -194,7 +211,7 @@ def _normalise_size(input_size: Any) -> tuple[int, ...]:
 
 
 def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 4,
-            rnnpool_mode: str = "shared", count_input: bool = False) -> Profile:
+            rnnpool_mode: RNNPoolMode | str = RNNPoolMode.SHARED, count_input: bool = False) -> Profile:
     """Parameters, MAdds and standard-convention peak RAM of ``model`` on one input.
 
     ``input_size`` is ``(C, H, W)`` (or ``(1, C, H, W)``); ``bytes_per_value`` is 4 for float32
@@ -202,8 +219,7 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
     ``count_input`` keeps the input frame in RAM for the whole pass (column ``frame_bytes``).
     Raises ``ValueError`` when the model cannot take that input.
     """
-    if rnnpool_mode not in RNNPOOL_MODES:
-        raise ValueError(f"rnnpool_mode must be one of {RNNPOOL_MODES}, got {rnnpool_mode!r}")
+    rnnpool_mode = RNNPoolMode(rnnpool_mode)
     size = _normalise_size(input_size)
     if isinstance(bytes_per_value, bool) or not isinstance(bytes_per_value, int) or bytes_per_value < 1:
         raise ValueError(f"bytes_per_value must be a positive int, got {bytes_per_value!r}")
@@ -225,9 +241,9 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
     def hook(name: str, module: nn.Module, args: tuple, output: Any) -> None:
         x = args[0] if args and isinstance(args[0], Tensor) else None
         keep.extend(t for t in (x, output) if isinstance(t, Tensor))
-        if isinstance(module, IN_PLACE) and x is not None and isinstance(output, Tensor):
-            if root(x) != id(output):
-                alias[id(output)] = root(x)
+        if (isinstance(module, IN_PLACE) and x is not None and isinstance(output, Tensor)
+                and root(x) != id(output)):
+            alias[id(output)] = root(x)
         if isinstance(module, nn.Conv2d):
             madds[name] = conv_madds(module, output)
         elif isinstance(module, nn.Linear):
@@ -267,7 +283,8 @@ def profile(model: nn.Module, input_size: Sequence[int], bytes_per_value: int = 
         model.train(was_training)
 
     table = _memory_table([records[n] for n in order], madds, id(x), bytes_per_value)
-    table.insert(table.columns.get_loc("ram_bytes"), "frame_bytes", _numel(size) * bytes_per_value if count_input else 0)
+    frame_bytes = _numel(size) * bytes_per_value if count_input else 0
+    table.insert(table.columns.get_loc("ram_bytes"), "frame_bytes", frame_bytes)
     table["ram_bytes"] += table["frame_bytes"]
     peak_row = table["ram_bytes"].idxmax()
     params = sum(p.numel() for p in model.parameters())
@@ -285,10 +302,10 @@ def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:
         consumers.setdefault(u.input_id, []).append(u)
     # a stem of plain convs/pools before an early RNNPool is computed patch by patch with it
     for i, u in enumerate(units):
-        if u.kind == "rnnpool":
+        if u.rule is MemoryRule.RNNPOOL:
             stem = units[:i]
-            if all(s.kind in ("in+out", "pool") and not list(s.module.children()) or
-                   type(s.module).__name__ == "ConvBNAct" for s in stem):
+            if all(s.rule in (MemoryRule.IN_OUT, MemoryRule.POOL) and not list(s.module.children())
+                   or _is_conv_layer(s.module) for s in stem):
                 streamed.update(s.output_id for s in stem)
             break
     # a network output (no unit reads it: detection heads, the classifier) is decoded as produced
@@ -296,9 +313,23 @@ def _streamed_outputs(units: list[_Unit], image_id: int) -> set[int]:
     # a 1x1 conv feeding only global pools / RNNPools is computed on the fly
     for u in units:
         users = consumers.get(u.output_id, [])
-        if users and _is_1x1(u.module) and all(c.kind in ("global_pool", "rnnpool") for c in users):
+        if users and _is_1x1(u.module) and all(c.rule in (MemoryRule.GLOBAL_POOL, MemoryRule.RNNPOOL)
+                                               for c in users):
             streamed.add(u.output_id)
     return streamed
+
+
+#: RAM of a unit under each rule, from its input bytes, output bytes and smallest three branch
+#: outputs (inception), after streamed maps are zeroed.
+_RAM: dict[MemoryRule, Callable[[int, int, int], int]] = {
+    MemoryRule.IN_OUT: lambda i, o, b: i + o,
+    MemoryRule.MAX: lambda i, o, b: max(i, o),
+    MemoryRule.OUT: lambda i, o, b: o,
+    MemoryRule.INCEPTION: lambda i, o, b: i + b,
+    MemoryRule.RNNPOOL: lambda i, o, b: i + o,
+    MemoryRule.POOL: lambda i, o, b: max(i, o),
+    MemoryRule.GLOBAL_POOL: lambda i, o, b: i + o,
+}
 
 
 def _memory_table(units: list[_Unit], madds: dict[str, int], image_id: int, bpv: int) -> pd.DataFrame:
@@ -307,17 +338,10 @@ def _memory_table(units: list[_Unit], madds: dict[str, int], image_id: int, bpv:
     for u in units:
         in_b = 0 if u.input_id in streamed else _numel(u.input_shape) * bpv
         out_b = 0 if u.output_id in streamed else _numel(u.output_shape) * bpv
-        if u.kind in ("max", "pool"):
-            ram = max(in_b, out_b)
-        elif u.kind == "out":
-            ram = out_b
-        elif u.kind == "inception":
-            ram = in_b + sum(sorted(u.branch_numels)[:3]) * bpv
-        else:
-            ram = in_b + out_b
+        ram = _RAM[u.rule](in_b, out_b, sum(sorted(u.branch_numels)[:3]) * bpv)
         unit_madds = sum(v for k, v in madds.items() if k == u.name or k.startswith(u.name + "."))
         params = sum(p.numel() for p in u.module.parameters())
-        rows.append({"layer": u.name, "type": type(u.module).__name__, "rule": u.kind,
+        rows.append({"layer": u.name, "type": type(u.module).__name__, "rule": u.rule.value,
                      "input_shape": u.input_shape, "output_shape": u.output_shape, "params": params,
                      "madds": unit_madds, "input_bytes": in_b, "output_bytes": out_b, "ram_bytes": ram})
     return pd.DataFrame(rows)

@@ -18,51 +18,19 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import torch
 from torch import Tensor, fx, nn
 from torch.nn import functional as F
 
+from rnnpool_lite.accounting.windows import IDENTITY, Span, layer_spans
 from rnnpool_lite.models.downsample import ReNet2d
 from rnnpool_lite.models.tracing import RNNPoolLeafTracer
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: The four sweeps of RNNPool, in the order of their channel groups in the layer's output.
 SWEEPS = ("rows forward", "rows backward", "columns forward", "columns backward")
-
-
-@dataclass(frozen=True)
-class Span:
-    """One axis of a receptive field: output unit ``u`` sees input positions ``lo + u*jump .. hi + u*jump``.
-
-    ``lo`` / ``hi`` are inclusive and may be negative (padding) or infinite (a global layer).
-    """
-
-    lo: float
-    hi: float
-    jump: int
-
-    @property
-    def size(self) -> float:
-        """Pixels spanned (``inf`` for a global layer)."""
-        return self.hi - self.lo + 1
-
-    def then(self, kernel: int, stride: int, padding: int, dilation: int = 1) -> Span:
-        """This span followed by a sliding window (conv / pool) with these settings."""
-        return Span(self.lo - padding * self.jump,
-                    self.hi + ((kernel - 1) * dilation - padding) * self.jump,
-                    self.jump * stride)
-
-    def union(self, other: Span) -> Span:
-        """Both spans at once (two branches that are added or concatenated)."""
-        if self.jump != other.jump:
-            raise ValueError(f"cannot join receptive fields with strides {self.jump} and {other.jump}")
-        return Span(min(self.lo, other.lo), max(self.hi, other.hi), self.jump)
-
-    def everything(self) -> Span:
-        """A layer that mixes all positions (global pooling, ReNet, a linear layer)."""
-        return Span(-math.inf, math.inf, self.jump)
 
 
 @dataclass(frozen=True)
@@ -102,7 +70,7 @@ class ReceptiveField:
         return mask
 
 
-_IDENTITY = ReceptiveField(Span(0, 0, 1), Span(0, 0, 1))
+_IDENTITY = ReceptiveField(IDENTITY, IDENTITY)
 
 #: Modules that act on each position separately: they pass the receptive field through.
 _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU,
@@ -118,24 +86,17 @@ _ELEMENTWISE_METHODS = {"add", "mul", "relu", "sigmoid", "tanh", "contiguous", "
                         "relu_", "clamp", "clamp_"}
 
 
-def _both(value: Any) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 def _through(rf: ReceptiveField, module: nn.Module, name: str) -> ReceptiveField:
     """``rf`` followed by one leaf module."""
     if isinstance(module, _POINTWISE):
         return rf
     if isinstance(module, _GLOBAL):
         return ReceptiveField(rf.rows.everything(), rf.cols.everything())
-    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, RNNPool2d)):
-        kernel, stride, padding = (_both(module.kernel_size), _both(module.stride or module.kernel_size),
-                                   _both(module.padding))
-        if isinstance(padding[0], str) or getattr(module, "ceil_mode", False):
-            raise ValueError(f"{name}: string padding / ceil_mode are not supported")
-        dilation = _both(getattr(module, "dilation", 1))
-        return ReceptiveField(rf.rows.then(kernel[0], stride[0], padding[0], dilation[0]),
-                              rf.cols.then(kernel[1], stride[1], padding[1], dilation[1]))
+    if getattr(module, "ceil_mode", False):
+        raise ValueError(f"{name}: ceil_mode is not supported")
+    spans = layer_spans(module)
+    if spans is not None:
+        return ReceptiveField(rf.rows.then(spans[0]), rf.cols.then(spans[1]))
     raise ValueError(f"cannot tell the receptive field of module {name!r} ({type(module).__name__})")
 
 
@@ -183,7 +144,10 @@ def theoretical_receptive_field(model: nn.Module | Sequence[nn.Module]) -> Recep
 
 
 def sweep_channels(layer: RNNPool2d) -> dict[str, slice]:
-    """The output channels of each of RNNPool's four sweeps (``[rows fwd, rows bwd, cols fwd, cols bwd]``, ``h2`` each)."""
+    """The output channels of each of RNNPool's four sweeps (``h2`` each).
+
+    In the order ``[rows fwd, rows bwd, cols fwd, cols bwd]`` (:data:`SWEEPS`).
+    """
     if not isinstance(layer, RNNPool2d):
         raise TypeError(f"sweep_channels needs an RNNPool2d, got {type(layer).__name__}")
     h2 = layer.hidden_size2
@@ -204,7 +168,8 @@ def _unit(unit: str | tuple[int, int], height: int, width: int) -> tuple[int, in
 def effective_receptive_field(module: nn.Module, images: Tensor, unit: str | tuple[int, int] = "center",
                               channels: int | slice | Sequence[int] | None = None,
                               batch_size: int = 64) -> Tensor:
-    """The ERF of one output unit: ``|d y[n, channels, i, j] / d x[n]|`` summed over input channels, averaged over images.
+    """The ERF of one output unit: ``|d y[n, channels, i, j] / d x[n]|``, summed over input channels and
+    averaged over images.
 
     ``module`` maps ``(N, C, H, W)`` images to an ``(N, K, H', W')`` map and runs in eval mode here
     (training-mode BatchNorm would mix the images of a batch). ``unit`` is ``"center"`` (``(H'//2,
@@ -309,8 +274,8 @@ def deepest_prefix(layers: nn.Sequential, stride: int) -> nn.Sequential:
             break
     if end is None:
         raise ValueError(f"no prefix of these layers has output stride {stride}")
-    return layers[:end]
+    return cast(nn.Sequential, layers[:end])  # a slice of a Sequential is a Sequential
 
 
-__all__ = ["SWEEPS", "Span", "ReceptiveField", "ERFStats", "theoretical_receptive_field", "sweep_channels",
+__all__ = ["SWEEPS", "ReceptiveField", "ERFStats", "theoretical_receptive_field", "sweep_channels",
            "effective_receptive_field", "erf_stats", "mass_inside", "coverage", "deepest_prefix"]

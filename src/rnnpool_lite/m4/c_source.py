@@ -12,8 +12,6 @@ from typing import Union
 
 import numpy as np
 
-from rnnpool_lite.m4.ops.base import Shape
-
 CValue = Union[int, str, "Mapping[str, CValue]"]
 C_TYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4}
 
@@ -46,7 +44,7 @@ def window(data: str, h: CValue, w: CValue, c: CValue, *, row0: CValue = 0, col0
                        map_w=w if map_w is None else map_w, zp=zp))
 
 
-def hwc_bytes(shape: Shape) -> int:
+def hwc_bytes(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape))
 
 
@@ -97,7 +95,7 @@ class CContext:
     """
 
     input_name: str
-    shapes: dict[str, Shape]
+    shapes: dict[str, tuple[int, ...]]
     buffers: dict[str, tuple[int, int]]  # planner buffer -> (offset, bytes)
     sends: dict[str, tuple[int, int, Requant | None]]
     zp: dict[str, int]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rnnpool_lite.m4.c_source import CContext, window
 from rnnpool_lite.m4.conversion import UnsupportedError
-from rnnpool_lite.m4.ops.base import Op
 from rnnpool_lite.m4.plan import Stem
+
+if TYPE_CHECKING:  # annotations only: the ops module annotates with StemStep in turn
+    from rnnpool_lite.m4.ops.base import Op
 
 INDENT = " " * 10  # inside the two patch loops and the op's block
 

@@ -11,7 +11,39 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from rnnpool_lite.choices import Choice
+from rnnpool_lite.op.layer import RNNPool2d
 from rnnpool_lite.roles import InvertedResidualRole
+
+
+class MemoryRule(Choice):
+    """What is live while a unit runs, under the paper's RAM convention (Appendix E).
+
+    Blocks declare theirs as the class attribute ``memory_rule``; the profiler
+    (:mod:`rnnpool_lite.accounting.profiler`) gives the leaf layers outside blocks theirs.
+    """
+
+    IN_OUT = "in+out"            # input and output together (convs, MBConv blocks)
+    MAX = "max"                  # max(input, output): output rows overwrite consumed input rows
+    OUT = "out"                  # the output alone, which holds the input (dense blocks)
+    INCEPTION = "inception"      # input + the three smallest branch outputs
+    RNNPOOL = "rnnpool"          # input + output, and the convs before it run patch by patch with it
+    POOL = "pool"                # a local pool: max(input, output), as MAX
+    GLOBAL_POOL = "global_pool"  # a global pool: input + output; a 1x1 conv feeding it is streamed
+
+
+class LastPool(Choice):
+    """The global pool before a classifier (Table 2, "Last layer RNNPool")."""
+
+    AVG = "avg"
+    RNNPOOL = "rnnpool"
+
+
+def last_pool_layer(kind: LastPool | str, *, channels: int, size: int) -> nn.Module:
+    """Global average pool, or an RNNPool over the whole ``size x size`` last map with h1 = h2 = channels / 4."""
+    if LastPool(kind) is LastPool.RNNPOOL:
+        return RNNPool2d(channels, channels // 4, size, size)
+    return nn.AdaptiveAvgPool2d(1)
 
 
 def check_num_classes(num_classes: object) -> None:
@@ -38,7 +70,7 @@ class ConvBNAct(nn.Sequential):
     """``Conv2d`` (no bias) -> ``BatchNorm2d`` -> activation (``nn.ReLU6`` by default, or none)."""
 
     #: RAM convention (``rnnpool_lite.accounting.profiler``): input and output are live together.
-    memory_rule = "in+out"
+    memory_rule = MemoryRule.IN_OUT
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, activation: type[nn.Module] | None = nn.ReLU6) -> None:
@@ -60,7 +92,7 @@ class InvertedResidual(InvertedResidualRole):
     """
 
     #: RAM convention: input + output; the expanded map is computed on the fly (Appendix E).
-    memory_rule = "in+out"
+    memory_rule = MemoryRule.IN_OUT
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
@@ -91,7 +123,7 @@ class DepthwiseSeparable(nn.Sequential):
     #: of k rows and the pointwise conv pixel by pixel, so output rows overwrite consumed input
     #: rows. This is the paper's count for MobileNetV1 (3.06 MB = 112x112x64) and RNNPool-Face-A
     #: (1.17 MB = its 160x120x16 maps).
-    memory_rule = "max"
+    memory_rule = MemoryRule.MAX
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__(

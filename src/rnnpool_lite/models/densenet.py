@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.blocks import ConvBNAct, LastPool, MemoryRule, check_num_classes, last_pool_layer
+from rnnpool_lite.models.downsample import Downsampler
 from rnnpool_lite.models.downsample import downsampler as make_downsampler
-from rnnpool_lite.models.mobilenetv2 import _last_pool
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: DenseNet121 rows: (dense layers, output channels of the transition after them; 0 = none).
@@ -49,7 +49,7 @@ class DenseBlock(nn.Sequential):
 
     #: RAM convention (Appendix E.2.1): the block's output, which holds its input and every
     #: layer's output, is the peak.
-    memory_rule = "out"
+    memory_rule = MemoryRule.OUT
 
     def __init__(self, in_channels: int, n: int, growth: int = GROWTH) -> None:
         super().__init__(*[DenseLayer(in_channels + i * growth, growth) for i in range(n)])
@@ -62,7 +62,7 @@ class Transition(nn.Sequential):
     #: RAM convention: max(input, output). The 1x1 conv is computed on the fly into the pool, and a
     #: pooled output row needs only two input rows, so it overwrites input rows already consumed
     #: (the rule the profiler uses for local pooling).
-    memory_rule = "max"
+    memory_rule = MemoryRule.MAX
 
     def __init__(self, in_channels: int, out_channels: int, rnnpool: bool = False) -> None:
         pool: nn.Module = (RNNPool2d(out_channels, out_channels // 4, 4, 2, padding=1) if rnnpool
@@ -76,20 +76,21 @@ class DenseNet(nn.Module):
     """Stem -> dense blocks and transitions -> BN-ReLU -> global pool -> linear classifier."""
 
     def __init__(self, stem: list[nn.Module], stem_channels: int, rows: list[tuple[int, int]],
-                 num_classes: int, last_pool: str = "avg", rnnpool_transitions: bool = False,
+                 num_classes: int, pool: LastPool | str = LastPool.AVG, rnnpool_transitions: bool = False,
                  image_size: int = 224) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         channels = stem_channels
         for n, transition in rows:
             if n:
-                blocks.append(DenseBlock(channels, n))
-                channels = blocks[-1].out_channels
+                dense = DenseBlock(channels, n)
+                blocks.append(dense)
+                channels = dense.out_channels
             if transition:
                 blocks.append(Transition(channels, transition, rnnpool_transitions))
                 channels = transition
         self.features = nn.Sequential(*stem, *blocks, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        self.pool = _last_pool(last_pool, channels, image_size // 32)
+        self.pool = last_pool_layer(pool, channels=channels, size=image_size // 32)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Linear(getattr(self.pool, "out_channels", channels), num_classes)
 
@@ -101,7 +102,8 @@ def _stem() -> list[nn.Module]:
     return [ConvBNAct(3, 64, 7, 2, activation=nn.ReLU)]
 
 
-def densenet121(num_classes: int = 1000, last_pool: str = "avg", image_size: int = 224) -> DenseNet:
+def densenet121(num_classes: int = 1000, *, last_pool: LastPool | str = LastPool.AVG,
+                image_size: int = 224) -> DenseNet:
     """DenseNet121: conv 7x7 c64 s2 -> max pool 3x3 s2 -> D1 T1 D2 T2 D3 T3 D4 -> pool -> FC.
 
     ``last_pool="rnnpool"`` replaces the final average pool (Table 2 row 2: h = 1024 / 4).
@@ -111,9 +113,9 @@ def densenet121(num_classes: int = 1000, last_pool: str = "avg", image_size: int
                     image_size=image_size)
 
 
-def densenet121_rnnpool(num_classes: int = 1000, hidden: int = 48, patch: int = 8,
-                        replace_intermediate_pools: bool = False, last_pool: str = "avg",
-                        downsampler: str = "rnnpool", image_size: int = 224,
+def densenet121_rnnpool(num_classes: int = 1000, *, hidden: int = 48, patch: int = 8,
+                        replace_intermediate_pools: bool = False, last_pool: LastPool | str = LastPool.AVG,
+                        downsampler: Downsampler | str = Downsampler.RNNPOOL, image_size: int = 224,
                         dense_layers: tuple[int, int] = (24, 16)) -> DenseNet:
     """DenseNet121-RNNPool: conv 7x7 s2 -> RNNPool(patch 8, stride 4, h 48) -> T2 D3 T3 D4.
 
@@ -127,12 +129,11 @@ def densenet121_rnnpool(num_classes: int = 1000, hidden: int = 48, patch: int = 
     d3, d4 = dense_layers
     if not (isinstance(d3, int) and isinstance(d4, int) and d3 >= 1 and d4 >= 1):
         raise ValueError(f"dense_layers must be two positive ints, got {dense_layers!r}")
-    pool, channels = make_downsampler(downsampler, 64, hidden, patch)
+    pool, channels = make_downsampler(downsampler, in_channels=64, hidden=hidden, patch=patch)
     t2 = DENSENET121_ROWS[1][1]
     rows = [(0, t2), (d3, (t2 + d3 * GROWTH) // 2), (d4, 0)]  # T2 of the replaced D2, then D3 T3 D4
     return DenseNet(_stem() + [pool], channels, rows, num_classes, last_pool, replace_intermediate_pools,
                     image_size)
-
 
 
 __all__ = ["DENSENET121_ROWS", "DenseBlock", "DenseLayer", "DenseNet", "Transition", "densenet121",

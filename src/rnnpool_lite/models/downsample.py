@@ -13,13 +13,24 @@ RNNPool it replaces (``4 h``). With these choices the paper's ReNet increments (
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnpool_lite.models.blocks import ConvBNAct
+from rnnpool_lite.choices import Choice
+from rnnpool_lite.models.blocks import ConvBNAct, MemoryRule
 from rnnpool_lite.op.layer import RNNPool2d
 
-DOWNSAMPLERS = ("rnnpool", "avg", "max", "strided_conv", "renet")
+
+class Downsampler(Choice):
+    """The 4x downsamplers of Table 2 (each built by :data:`DOWNSAMPLERS`)."""
+
+    RNNPOOL = "rnnpool"
+    AVG = "avg"
+    MAX = "max"
+    STRIDED_CONV = "strided_conv"
+    RENET = "renet"
 
 
 class ReNet2d(nn.Module):
@@ -32,7 +43,7 @@ class ReNet2d(nn.Module):
 
     #: RAM convention: like RNNPool it can consume its input a patch row at a time, so the stem
     #: before it is never materialised (``rnnpool_lite.accounting.profiler``).
-    memory_rule = "rnnpool"
+    memory_rule = MemoryRule.RNNPOOL
 
     def __init__(self, in_channels: int, out_channels: int, patch: int = 4) -> None:
         super().__init__()
@@ -58,7 +69,22 @@ class ReNet2d(nn.Module):
         return out.reshape(n, gw, gh, -1).permute(0, 3, 2, 1)
 
 
-def downsampler(kind: str, in_channels: int, hidden: int, patch: int) -> tuple[nn.Module, int]:
+def _rnnpool(in_channels: int, hidden: int, patch: int) -> tuple[nn.Module, int]:
+    layer = RNNPool2d(in_channels, hidden, patch, 4, padding=2)
+    return layer, layer.out_channels
+
+
+#: Downsampler -> builder ``(in_channels, hidden, patch) -> (layer, output channels)``.
+DOWNSAMPLERS: dict[Downsampler, Callable[[int, int, int], tuple[nn.Module, int]]] = {
+    Downsampler.RNNPOOL: _rnnpool,
+    Downsampler.AVG: lambda c, h, p: (nn.AvgPool2d(p, 4, padding=2, count_include_pad=False), c),
+    Downsampler.MAX: lambda c, h, p: (nn.MaxPool2d(p, 4, padding=2), c),
+    Downsampler.STRIDED_CONV: lambda c, h, p: (ConvBNAct(c, 4 * h, p, 4), 4 * h),
+    Downsampler.RENET: lambda c, h, p: (ReNet2d(c, 4 * h, 4), 4 * h),
+}
+
+
+def downsampler(kind: Downsampler | str, *, in_channels: int, hidden: int, patch: int) -> tuple[nn.Module, int]:
     """The 4x downsampler of Table 2 and its output channel count.
 
     ``"rnnpool"``: RNNPool (patch ``patch``, stride 4, padding 2, ``4 hidden`` channels);
@@ -67,18 +93,7 @@ def downsampler(kind: str, in_channels: int, hidden: int, patch: int) -> tuple[n
     4x4 patches and ``4 hidden`` channels. Padding 2 gives 112 -> 28 for patch 6 and 8 (the
     authors pad the 27x27 RNNPool output to 28x28).
     """
-    if kind == "rnnpool":
-        layer = RNNPool2d(in_channels, hidden, patch, 4, padding=2)
-        return layer, layer.out_channels
-    if kind == "avg":
-        return nn.AvgPool2d(patch, 4, padding=2, count_include_pad=False), in_channels
-    if kind == "max":
-        return nn.MaxPool2d(patch, 4, padding=2), in_channels
-    if kind == "strided_conv":
-        return ConvBNAct(in_channels, 4 * hidden, patch, 4), 4 * hidden
-    if kind == "renet":
-        return ReNet2d(in_channels, 4 * hidden, 4), 4 * hidden
-    raise ValueError(f"downsampler must be one of {DOWNSAMPLERS}, got {kind!r}")
+    return DOWNSAMPLERS[Downsampler(kind)](in_channels, hidden, patch)
 
 
-__all__ = ["DOWNSAMPLERS", "ReNet2d", "downsampler"]
+__all__ = ["DOWNSAMPLERS", "Downsampler", "ReNet2d", "downsampler"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.blocks import ConvBNAct, MemoryRule, check_num_classes
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: EfficientNet-B0 MBConv rows [t, k, c, n, s].
@@ -50,7 +50,7 @@ class MBConvSE(nn.Module):
     """MBConv with SE: 1x1 expand (t) -> k x k depthwise (stride) -> SE (in / 4) -> 1x1 project."""
 
     #: RAM convention: input + output, the expanded map computed channel by channel (Appendix E).
-    memory_rule = "in+out"
+    memory_rule = MemoryRule.IN_OUT
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
@@ -92,14 +92,13 @@ def _stem() -> list[nn.Module]:
     return [ConvBNAct(3, 32, 3, 2, activation=nn.SiLU)]
 
 
-
 def efficientnet_b0(num_classes: int = 1000) -> EfficientNet:
     """EfficientNet-B0 (5.29M parameters at 1000 classes, 4.02M at 10)."""
     check_num_classes(num_classes)
     return EfficientNet(_stem(), 32, EFFICIENTNET_B0_ROWS, num_classes)
 
 
-def efficientnet_b0_rnnpool(num_classes: int = 1000, hidden: int = 16, patch: int = 6) -> EfficientNet:
+def efficientnet_b0_rnnpool(num_classes: int = 1000, *, hidden: int = 16, patch: int = 6) -> EfficientNet:
     """EfficientNet-B0-RNNPool: conv 3x3 c32 s2 -> RNNPool(patch 6, stride 4, h 16) -> rows from c80."""
     check_num_classes(num_classes)
     pool = RNNPool2d(32, hidden, patch, 4, padding=2)

@@ -11,14 +11,15 @@ returns the ``(P, 4)`` anchors ``(cx, cy, w, h)`` in the same order, normalised 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
 from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable, bottleneck_stages
 from rnnpool_lite.op.layer import RNNPool2d
 from rnnpool_lite.roles import DetectionHeadRole
-
-FACE_VARIANTS = ("A", "B", "C", "Quant", "M4")
 
 
 class DetectionHead(DetectionHeadRole):
@@ -78,13 +79,14 @@ class FaceDetector(nn.Module):
         height, width = _hw(image_size)
         x = torch.zeros(1, self.in_channels, height, width,
                         dtype=next(self.parameters()).dtype, device=next(self.parameters()).device)
-        sizes = []
+        sizes: list[tuple[int, int]] = []
         was_training = self.training
         self.eval()
         try:
-            for stage, head in zip(self.stages, self.heads):
+            for stage, head in zip(self.stages, cast(list[DetectionHead], list(self.heads))):
                 x = stage(x)
-                sizes.append(tuple(head.loc(x).shape[-2:]))
+                rows, cols = head.loc(x).shape[-2:]
+                sizes.append((rows, cols))
         finally:
             self.train(was_training)
         return sizes
@@ -109,7 +111,7 @@ def _hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
         raise ValueError(f"image_size must be a positive int or (height, width), got {image_size!r}")
-    return size  # type: ignore[return-value]
+    return size
 
 
 def _mbconv(in_channels: int, rows: list[tuple[int, int, int, int]]) -> tuple[nn.Sequential, int]:
@@ -196,7 +198,9 @@ def _s3fd(stages: list[nn.Module], channels: list[int], in_channels: int) -> Fac
     return FaceDetector(stages, heads, S3FD_STRIDES, S3FD_ANCHORS, in_channels)
 
 
-_BUILDERS = {"A": _face_a, "B": _face_b, "C": _face_c, "Quant": _face_quant, "M4": _face_m4}
+#: Variant -> builder (Tables 11-15).
+FACE_VARIANTS: dict[str, Callable[[], FaceDetector]] = {
+    "A": _face_a, "B": _face_b, "C": _face_c, "Quant": _face_quant, "M4": _face_m4}
 
 
 def rnnpool_face(variant: str = "C") -> FaceDetector:
@@ -207,9 +211,9 @@ def rnnpool_face(variant: str = "C") -> FaceDetector:
 
     Input: RGB at any size (tested at VGA, ``(480, 640)``); ``"M4"`` takes 1-channel 240x320.
     """
-    if variant not in _BUILDERS:
-        raise ValueError(f"variant must be one of {FACE_VARIANTS}, got {variant!r}")
-    return _BUILDERS[variant]()
+    if variant not in FACE_VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(map(repr, FACE_VARIANTS))}, got {variant!r}")
+    return FACE_VARIANTS[variant]()
 
 
 __all__ = ["FACE_VARIANTS", "DetectionHead", "FaceDetector", "rnnpool_face"]

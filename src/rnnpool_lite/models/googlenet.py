@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnpool_lite.models.blocks import ConvBNAct, check_num_classes
+from rnnpool_lite.models.blocks import ConvBNAct, MemoryRule, check_num_classes
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: Inception rows (c1, c3_reduce, c3, c5_reduce, c5, pool_proj, max_pool_after), 3a ... 5b.
@@ -47,7 +47,7 @@ class Inception(nn.Module):
 
     #: RAM convention (Appendix E.2.1): input + the three smallest branch outputs (the branches
     #: run smallest first, the input is freed before the largest one is written).
-    memory_rule = "inception"
+    memory_rule = MemoryRule.INCEPTION
 
     def __init__(self, in_channels: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int,
                  branch5_kernel: int = 3) -> None:
@@ -111,8 +111,7 @@ class GoogLeNet(nn.Module):
         return (logits, *aux_out) if aux_out else logits
 
 
-
-def googlenet(num_classes: int = 1000, aux_logits: bool = True, branch5_kernel: int = 3) -> GoogLeNet:
+def googlenet(num_classes: int = 1000, *, aux_logits: bool = True, branch5_kernel: int = 3) -> GoogLeNet:
     """GoogLeNet: conv 7x7 c64 s2, pool, conv 1x1 c64, conv 3x3 c192, pool, inception 3a-5b."""
     check_num_classes(num_classes)
     stem = [_relu_conv(3, 64, 7, 2), nn.MaxPool2d(3, 2, ceil_mode=True), _relu_conv(64, 64, 1),
@@ -121,7 +120,7 @@ def googlenet(num_classes: int = 1000, aux_logits: bool = True, branch5_kernel: 
                      branch5_kernel=branch5_kernel)
 
 
-def googlenet_rnnpool(num_classes: int = 1000, hidden: int = 32, patch: int = 8,
+def googlenet_rnnpool(num_classes: int = 1000, *, hidden: int = 32, patch: int = 8,
                       aux_logits: bool = True, branch5_kernel: int = 3) -> GoogLeNet:
     """GoogLeNet-RNNPool: conv 7x7 s2 -> RNNPool(patch 8, stride 4, h 32) -> max pool -> 4a ... 5b."""
     check_num_classes(num_classes)

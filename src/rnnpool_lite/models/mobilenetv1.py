@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable, check_num_classes, repeat_rows
+from rnnpool_lite.models.downsample import Downsampler
 from rnnpool_lite.models.downsample import downsampler as make_downsampler
 
 #: MobileNetV1 depthwise-separable rows [c, n, s].
@@ -47,11 +48,11 @@ def mobilenetv1(num_classes: int = 1000) -> MobileNetV1:
     return MobileNetV1(_stem(), 32, MOBILENETV1_ROWS, num_classes)
 
 
-def mobilenetv1_rnnpool(num_classes: int = 1000, hidden: int = 16, patch: int = 6,
-                        downsampler: str = "rnnpool") -> MobileNetV1:
+def mobilenetv1_rnnpool(num_classes: int = 1000, *, hidden: int = 16, patch: int = 6,
+                        downsampler: Downsampler | str = Downsampler.RNNPOOL) -> MobileNetV1:
     """MobileNetV1-RNNPool (``downsampler="renet"``: MobileNetV1-ReNet) of Table 3."""
     check_num_classes(num_classes)
-    pool, channels = make_downsampler(downsampler, 32, hidden, patch)
+    pool, channels = make_downsampler(downsampler, in_channels=32, hidden=hidden, patch=patch)
     return MobileNetV1(_stem() + [pool], channels, MOBILENETV1_RNNPOOL_ROWS, num_classes)
 
 

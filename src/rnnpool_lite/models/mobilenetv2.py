@@ -6,10 +6,12 @@ a 1x1 conv to ``last_channels``, a global pool and a linear classifier (the pape
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
-from rnnpool_lite.models.blocks import ConvBNAct, bottleneck_stages, check_num_classes, make_divisible
-from rnnpool_lite.models.downsample import DOWNSAMPLERS
+from rnnpool_lite.models.blocks import ConvBNAct, LastPool, bottleneck_stages, check_num_classes, last_pool_layer
+from rnnpool_lite.models.downsample import Downsampler
 from rnnpool_lite.models.downsample import downsampler as make_downsampler
 from rnnpool_lite.op.layer import RNNPool2d
 
@@ -33,7 +35,7 @@ class MobileNetV2(nn.Module):
     ``features`` holds everything up to the last 1x1 conv so detectors/notebooks can reuse it.
     """
 
-    def __init__(self, stem: list[nn.Module], body: list[nn.Module], body_channels: int,
+    def __init__(self, stem: Sequence[nn.Module], body: Sequence[nn.Module], body_channels: int,
                  last_channels: int, num_classes: int, pool: nn.Module, dropout: float = 0.2) -> None:
         super().__init__()
         self.features = nn.Sequential(*stem, *body, ConvBNAct(body_channels, last_channels, 1))
@@ -52,21 +54,13 @@ def _check(num_classes: int, width_mult: float) -> None:
         raise ValueError(f"width_mult must be positive, got {width_mult!r}")
 
 
-def _last_pool(kind: str, channels: int, final_size: int) -> nn.Module:
-    """Global average pool, or RNNPool over the whole last map with h1 = h2 = channels / 4."""
-    if kind == "avg":
-        return nn.AdaptiveAvgPool2d(1)
-    if kind == "rnnpool":
-        return RNNPool2d(channels, channels // 4, final_size, final_size)
-    raise ValueError(f"last_pool must be 'avg' or 'rnnpool', got {kind!r}")
-
-
-def mobilenetv2(num_classes: int = 1000, width_mult: float = 1.0, first_channels: int = 32,
-                last_channels: int = 1280, last_pool: str = "avg", image_size: int = 224) -> MobileNetV2:
+def mobilenetv2(num_classes: int = 1000, *, width_mult: float = 1.0, first_channels: int = 32,
+                last_channels: int = 1280, last_pool: LastPool | str = LastPool.AVG,
+                image_size: int = 224) -> MobileNetV2:
     """Standard MobileNetV2 (same layer shapes and parameters as torchvision's).
 
     ``first_channels`` and ``last_channels`` are used as given (not scaled), so the VWW base
-    model is ``mobilenetv2(2, 0.35, first_channels=8, last_channels=320)``.
+    model is ``mobilenetv2(2, width_mult=0.35, first_channels=8, last_channels=320)``.
     ``last_pool="rnnpool"`` replaces the final average pool (Table 2, "Last layer RNNPool");
     ``image_size`` then sets that RNNPool's patch (the last map is ``image_size / 32``).
     """
@@ -74,26 +68,26 @@ def mobilenetv2(num_classes: int = 1000, width_mult: float = 1.0, first_channels
     body, channels = bottleneck_stages(first_channels, MOBILENETV2_ROWS, width_mult)
     stem = [ConvBNAct(3, first_channels, 3, 2)]
     return MobileNetV2(stem, body, channels, last_channels, num_classes,
-                       _last_pool(last_pool, last_channels, image_size // 32))
+                       last_pool_layer(last_pool, channels=last_channels, size=image_size // 32))
 
 
-def mobilenetv2_rnnpool(num_classes: int = 1000, width_mult: float = 1.0, hidden: int = 16,
-                        patch: int = 6, last_pool: str = "avg", first_channels: int = 32,
-                        last_channels: int = 1280, downsampler: str = "rnnpool",
+def mobilenetv2_rnnpool(num_classes: int = 1000, *, width_mult: float = 1.0, hidden: int = 16,
+                        patch: int = 6, last_pool: LastPool | str = LastPool.AVG, first_channels: int = 32,
+                        last_channels: int = 1280, downsampler: Downsampler | str = Downsampler.RNNPOOL,
                         image_size: int = 224) -> MobileNetV2:
     """MobileNetV2-RNNPool (paper Table 10): conv 3x3 s2 -> RNNPool (stride 4) -> rows from c64 on.
 
-    VWW model (Table 2 / Figure 3): ``mobilenetv2_rnnpool(2, 0.35, hidden=8, first_channels=8,
-    last_channels=320)`` (see :func:`mobilenetv2_rnnpool_vww`). ``downsampler`` swaps the RNNPool
-    for the other 4x downsamplers of Table 2 (:data:`DOWNSAMPLERS`: average / max pooling,
-    strided convolution, ReNet).
+    VWW model (Table 2 / Figure 3): ``mobilenetv2_rnnpool(2, width_mult=0.35, hidden=8,
+    first_channels=8, last_channels=320)`` (see :func:`mobilenetv2_rnnpool_vww`). ``downsampler``
+    swaps the RNNPool for the other 4x downsamplers of Table 2 (:class:`Downsampler`: average / max
+    pooling, strided convolution, ReNet).
     """
     _check(num_classes, width_mult)
-    pool, channels = make_downsampler(downsampler, first_channels, hidden, patch)
+    pool, channels = make_downsampler(downsampler, in_channels=first_channels, hidden=hidden, patch=patch)
     body, channels = bottleneck_stages(channels, RNNPOOL_ROWS, width_mult)
     stem = [ConvBNAct(3, first_channels, 3, 2), pool]
     return MobileNetV2(stem, body, channels, last_channels, num_classes,
-                       _last_pool(last_pool, last_channels, image_size // 32))
+                       last_pool_layer(last_pool, channels=last_channels, size=image_size // 32))
 
 
 #: Paper Table 16 (MobileNetV2-RNNPool on ImageNet-10), per row: RNNPool hidden size h1 = h2, then
@@ -111,7 +105,7 @@ TABLE16_ROWS: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {
 }
 
 
-def mobilenetv2_rnnpool_table16(row: str, num_classes: int = 10, image_size: int = 224) -> MobileNetV2:
+def mobilenetv2_rnnpool_table16(row: str, *, num_classes: int = 10, image_size: int = 224) -> MobileNetV2:
     """The MobileNetV2-RNNPool variant of one Table 16 row (``"a"`` ... ``"g"``), for its RAM and MAdds.
 
     Each RNNPool gets the smallest zero padding with which it divides the map exactly by its stride
@@ -129,19 +123,24 @@ def mobilenetv2_rnnpool_table16(row: str, num_classes: int = 10, image_size: int
         channels, size = 4 * hidden, size // stride
     total_stride = image_size // size
     body, channels = bottleneck_stages(channels, RNNPOOL_ROWS if total_stride == 8 else RNNPOOL_ROWS[1:])
-    return MobileNetV2(layers, body, channels, 1280, num_classes, _last_pool("avg", 1280, image_size // 32))
+    return MobileNetV2(layers, body, channels, 1280, num_classes, nn.AdaptiveAvgPool2d(1))
 
 
-def mobilenetv2_vww(num_classes: int = 2, last_pool: str = "avg", image_size: int = 224) -> MobileNetV2:
+def mobilenetv2_vww(num_classes: int = 2, *, last_pool: LastPool | str = LastPool.AVG,
+                    image_size: int = 224) -> MobileNetV2:
     """MobileNetV2-0.35x base of the Visual Wake Words experiments (8 first, 320 last channels)."""
-    return mobilenetv2(num_classes, 0.35, 8, 320, last_pool, image_size)
+    return mobilenetv2(num_classes, width_mult=0.35, first_channels=8, last_channels=320, last_pool=last_pool,
+                       image_size=image_size)
 
 
-def mobilenetv2_rnnpool_vww(num_classes: int = 2, last_pool: str = "avg", downsampler: str = "rnnpool",
+def mobilenetv2_rnnpool_vww(num_classes: int = 2, *, last_pool: LastPool | str = LastPool.AVG,
+                            downsampler: Downsampler | str = Downsampler.RNNPOOL,
                             image_size: int = 224) -> MobileNetV2:
     """MobileNetV2-0.35x-RNNPool for Visual Wake Words: conv c8 s2 -> RNNPool(6, 4, h 8) -> 0.35x rows."""
-    return mobilenetv2_rnnpool(num_classes, 0.35, 8, 6, last_pool, 8, 320, downsampler, image_size)
+    return mobilenetv2_rnnpool(num_classes, width_mult=0.35, hidden=8, patch=6, last_pool=last_pool,
+                               first_channels=8, last_channels=320, downsampler=downsampler,
+                               image_size=image_size)
 
 
-__all__ = ["DOWNSAMPLERS", "MOBILENETV2_ROWS", "RNNPOOL_ROWS", "TABLE16_ROWS", "MobileNetV2", "make_divisible",
-           "mobilenetv2", "mobilenetv2_rnnpool", "mobilenetv2_rnnpool_table16", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]
+__all__ = ["MOBILENETV2_ROWS", "RNNPOOL_ROWS", "TABLE16_ROWS", "MobileNetV2", "mobilenetv2", "mobilenetv2_rnnpool",
+           "mobilenetv2_rnnpool_table16", "mobilenetv2_vww", "mobilenetv2_rnnpool_vww"]

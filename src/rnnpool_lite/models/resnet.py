@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnpool_lite.models.blocks import ConvBNAct, repeat_rows
+from rnnpool_lite.models.blocks import ConvBNAct, MemoryRule, check_num_classes, repeat_rows
 from rnnpool_lite.op.layer import RNNPool2d
 
 #: ResNet18 stages [c, n, s] (He et al.).
@@ -21,7 +21,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers with an identity (or 1x1 strided conv-BN) skip, then ReLU."""
 
     #: RAM convention (Appendix E): max(input, output) for a residual block.
-    memory_rule = "max"
+    memory_rule = MemoryRule.MAX
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -57,11 +57,13 @@ def _stem() -> list[nn.Module]:
 
 def resnet18(num_classes: int = 1000) -> ResNet:
     """ResNet18: conv 7x7 c64 s2 -> max pool 3x3 s2 -> BasicBlock rows -> avgpool -> FC."""
+    check_num_classes(num_classes)
     return ResNet(_stem() + [nn.MaxPool2d(3, 2, 1)], RESNET18_ROWS, 64, num_classes)
 
 
-def resnet18_rnnpool(num_classes: int = 1000, hidden: int = 32, patch: int = 8) -> ResNet:
+def resnet18_rnnpool(num_classes: int = 1000, *, hidden: int = 32, patch: int = 8) -> ResNet:
     """ResNet18-RNNPool: conv 7x7 s2 -> RNNPool(patch 8, stride 4, h 32) -> conv4_x, conv5_x."""
+    check_num_classes(num_classes)
     pool = RNNPool2d(64, hidden, patch, 4, padding=(patch - 4) // 2)
     return ResNet(_stem() + [pool], RESNET18_ROWS[2:], pool.out_channels, num_classes)
 
