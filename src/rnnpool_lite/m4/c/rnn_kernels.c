@@ -343,6 +343,48 @@ static void rnn_matvec_q15(const int8_t *m, int32_t rows, int32_t n, const int32
     }
 }
 
+/* The same product with q15 weights (rows widened once into the paired layout, n apart): two rows
+ * times two vectors per pass, one SMLAD per weight word and vector word (no widening in the loop). */
+static void rnn_matvec_q15q15(const int16_t *wq, int32_t rows, int32_t n, const int16_t *x, int32_t nvec, int32_t *acc) {
+    const int32_t words = n >> 1;
+    const int16_t *xb = x + n;
+    int32_t i = 0;
+    if (nvec == 2) {
+        for (; i + 2 <= rows; i += 2) {
+            const int16_t *w0 = wq + i * n, *w1 = w0 + n;
+            int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+for (int32_t j = 0; j < words; j++) {
+                const uint32_t u0 = rnn_read32(w0 + 2 * j), u1 = rnn_read32(w1 + 2 * j);
+                const uint32_t xa = rnn_read32(x + 2 * j), xv = rnn_read32(xb + 2 * j);
+                a0 = rnn_smlad(u0, xa, a0);
+                b0 = rnn_smlad(u0, xv, b0);
+                a1 = rnn_smlad(u1, xa, a1);
+                b1 = rnn_smlad(u1, xv, b1);
+            }
+            if (n & 1) {
+                a0 += w0[n - 1] * x[n - 1];
+                b0 += w0[n - 1] * xb[n - 1];
+                a1 += w1[n - 1] * x[n - 1];
+                b1 += w1[n - 1] * xb[n - 1];
+            }
+            acc[i] = a0;
+            acc[i + 1] = a1;
+            acc[rows + i] = b0;
+            acc[rows + i + 1] = b1;
+        }
+    }
+    for (; i < rows; i++) {
+        const int16_t *w0 = wq + i * n;
+        for (int32_t v = 0; v < nvec; v++) {
+            const int16_t *xv = x + v * n;
+            int32_t a0 = 0;
+            for (int32_t j = 0; j < words; j++) a0 = rnn_smlad(rnn_read32(w0 + 2 * j), rnn_read32(xv + 2 * j), a0);
+            if (n & 1) a0 += w0[n - 1] * xv[n - 1];
+            acc[v * rows + i] = a0;
+        }
+    }
+}
+
 /* Requantize the accumulators acc[v cout + o] of `count` (1 or 2) pixels into HWC int8 dst[v cout + o]. */
 static void rnn_store_pixels(const rnn_conv_params *p, int32_t cout, const int32_t *acc, int32_t count, int8_t *dst) {
     const int32_t *mult = p->mult, *shift = p->shift;
@@ -359,28 +401,40 @@ static void rnn_store_pixels(const rnn_conv_params *p, int32_t cout, const int32
 }
 
 /* im2col of one output position (y, x) of a regular conv: the kh x kw x cin window minus the zero
- * point, in the paired layout of its kh kw cin values, then zeros up to n (>= kh kw cin). */
+ * point, then zeros up to n (>= kh kw cin). With cin a multiple of 4, in the paired layout (each
+ * tap's groups of 4); otherwise in natural order, for weights copied in paired order (see
+ * conv_weights_paired). */
 static void rnn_im2col(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x, int32_t n, int16_t *col) {
-    static const int8_t pair_of[4] = {0, 2, 1, 3};
     const int32_t cin = in->c, iy0 = y * p->sh - p->pad_top, ix0 = x * p->sw - p->pad_left, zp = p->in_zp;
-    const int32_t n4 = n & ~3;
-    int32_t k = 0;
-    for (int32_t ky = 0; ky < p->kh; ky++) {
-        const int32_t iy = iy0 + ky;
-        for (int32_t kx = 0; kx < p->kw; kx++) {
-            const int32_t ix = ix0 + kx;
-            const int8_t *px = iy < 0 || iy >= in->map_h || ix < 0 || ix >= in->map_w ? (const int8_t *)0
-                : in->data + ((iy - in->row0) * in->w + (ix - in->col0)) * cin;
-            if ((cin & 3) == 0) {
-                rnn_widen(px, cin, zp, col + k); /* whole groups: the tap's own paired layout */
-                k += cin;
-            } else {
-                for (int32_t c = 0; c < cin; c++, k++)
-                    col[k < n4 ? (k & ~3) + pair_of[k & 3] : k] = (int16_t)(px ? px[c] - zp : 0);
+    const int32_t kh = p->kh, kw = p->kw;
+    if ((cin & 3) == 0) { /* whole groups of 4 per tap: each tap widened in its own paired layout */
+        for (int32_t ky = 0; ky < kh; ky++) {
+            const int32_t iy = iy0 + ky;
+            for (int32_t kx = 0; kx < kw; kx++, col += cin) {
+                const int32_t ix = ix0 + kx;
+                rnn_widen(iy < 0 || iy >= in->map_h || ix < 0 || ix >= in->map_w ? (const int8_t *)0
+                          : in->data + ((iy - in->row0) * in->w + (ix - in->col0)) * cin, cin, zp, col);
             }
         }
+        return;
     }
-    for (; k < n; k++) col[k < n4 ? (k & ~3) + pair_of[k & 3] : k] = 0;
+    /* a few channels (a first layer): natural order, matched by weights copied in paired order */
+    const int16_t *end = col + n;
+    const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + kw > in->map_w ? in->map_w - ix0 : kw;
+    const int32_t skip_left = (kx0 < kw ? kx0 : kw) * cin, skip_right = (kw - (kx1 > kx0 ? kx1 : kx0)) * cin;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const int32_t iy = iy0 + ky;
+        if (iy < 0 || iy >= in->map_h || kx1 <= kx0) {
+            for (int32_t j = 0; j < kw * cin; j++) *col++ = 0;
+            continue;
+        }
+        const int8_t *px = in->data + ((iy - in->row0) * in->w + (ix0 + kx0 - in->col0)) * cin;
+        const int8_t *stop = px + (kx1 - kx0) * cin;
+        for (int32_t j = 0; j < skip_left; j++) *col++ = 0;
+        while (px < stop) *col++ = (int16_t)(*px++ - zp);
+        for (int32_t j = 0; j < skip_right; j++) *col++ = 0;
+    }
+    while (col < end) *col++ = 0;
 }
 
 /* Largest im2col column (int16 values) kept on the stack; wider windows run the reference loop. */
@@ -388,21 +442,23 @@ static void rnn_im2col(const rnn_conv_params *p, const rnn_view *in, int32_t y, 
 /* Largest conv weight tensor whose rows are copied, padded to a multiple of 4, onto the stack. */
 #define RNN_PADDED_WEIGHTS_MAX 1024
 
+/* Conv weights [out][k] copied with rows padded to k4 (a multiple of 4) and each group of 4 stored
+ * as w0 w2 w1 w3: SXTB16 then gives (w0, w1) and, rotated, (w2, w3), the natural order of the
+ * im2col column of a layer with few channels. */
+static void conv_weights_paired(const int8_t *w, int32_t cout, int32_t k, int32_t k4, int8_t *dst) {
+    for (int32_t o = 0; o < cout; o++)
+        for (int32_t j = 0; j < k4; j++) {
+            const int32_t src = (j & ~3) + ((0x3120 >> 4 * (j & 3)) & 3); /* the order is its own inverse */
+            dst[o * k4 + j] = (int8_t)(src < k ? w[o * k + src] : 0);
+        }
+}
+
 /* A regular conv on the output positions (y, x0 .. x0 + n - 1), all inside the output map: two
- * im2col columns at a time, the output channels as 2 x 2 blocked SMLAD dot products. Rows of
- * weights whose length is not a multiple of 4 (a 3x3 conv on one channel) are copied, zero-padded
- * to one, so that the dot products need no scalar tail. */
-static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n, int8_t *dst) {
-    const int32_t cout = p->out_c, k = p->kh * p->kw * in->c, k4 = (k + 3) & ~3;
-    const int8_t *w = p->w;
-    int8_t padded[k4 != k && cout * k4 <= RNN_PADDED_WEIGHTS_MAX ? cout * k4 : 1];
-    int32_t kk = k;
-    if (k4 != k && cout * k4 <= RNN_PADDED_WEIGHTS_MAX) {
-        for (int32_t o = 0; o < cout; o++)
-            for (int32_t j = 0; j < k4; j++) padded[o * k4 + j] = (int8_t)(j < k ? p->w[o * k + j] : 0);
-        w = padded;
-        kk = k4;
-    }
+ * im2col columns of kk values at a time, the output channels as 2 x 2 blocked SMLAD dot products
+ * with the weights w (rows kk apart). */
+static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n, int8_t *dst,
+                           const int8_t *w, int32_t kk) {
+    const int32_t cout = p->out_c;
     int16_t col[2 * kk];
     int32_t acc[2 * cout];
     for (int32_t i = 0; i < n; i += 2) {
@@ -474,11 +530,13 @@ static void depthwise_fast_span(const rnn_conv_params *p, const rnn_view *in, in
 }
 
 void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *out) {
-    const int32_t cout = p->out_c;
-    if (p->depthwise ? cout != in->c : p->kh * p->kw * in->c > RNN_IM2COL_MAX) {
+    const int32_t cout = p->out_c, k = p->kh * p->kw * in->c, few = (in->c & 3) != 0, kk = few ? (k + 3) & ~3 : k;
+    if (p->depthwise ? cout != in->c : kk > RNN_IM2COL_MAX || (few && cout * kk > RNN_PADDED_WEIGHTS_MAX)) {
         conv_reference(p, in, out); /* channel multiplier > 1, or a window too wide for the stack */
         return;
     }
+    int8_t padded[!p->depthwise && few ? cout * kk : 1];
+    if (!p->depthwise && few) conv_weights_paired(p->w, cout, k, kk, padded);
     for (int32_t oy = 0; oy < out->h; oy++) {
         const int32_t y = out->row0 + oy;
         int8_t *dst = out->data + oy * out->w * cout;
@@ -491,7 +549,7 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
         for (int32_t i = hi * cout; i < out->w * cout; i++) dst[i] = (int8_t)out->zp;
         if (hi == lo) continue;
         if (p->depthwise) depthwise_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout);
-        else conv_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout);
+        else conv_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout, few ? padded : p->w, kk);
     }
 }
 
@@ -593,25 +651,26 @@ static void fastgrnn_units(const rnn_fastgrnn *g, const rnn_unit *t, const int32
 
 /* Sequences a and b (hb NULL: a only) of `steps` steps from zero states; the projection of
  * sequence s at step t is proj + (start_s + t delta_s) hidden. hb, when given, is ha + hidden. */
-static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const int32_t *proj, int32_t steps,
+static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const int16_t *uq, const int32_t *proj,
+                           int32_t steps,
                            int32_t start_a, int32_t delta_a, int16_t *ha, int32_t start_b, int32_t delta_b, int16_t *hb,
                            int32_t *acc) {
     const int32_t hid = g->hidden, nvec = hb != 0 ? 2 : 1;
     for (int32_t i = 0; i < nvec * hid; i++) ha[i] = 0;
     for (int32_t t = 0; t < steps; t++) {
-        if (t > 0) rnn_matvec_q15(g->u, hid, hid, 0, ha, nvec, acc);
+        if (t > 0) rnn_matvec_q15q15(uq, hid, hid, ha, nvec, acc);
         fastgrnn_units(g, units, proj + (start_a + t * delta_a) * hid, t > 0 ? acc : 0, ha);
         if (hb != 0) fastgrnn_units(g, units, proj + (start_b + t * delta_b) * hid, t > 0 ? acc + hid : 0, hb);
     }
 }
 
-/* Projections W x of `count` q15 vectors (paired layout, `input` apart) to Q15, per unit. */
-static void fastgrnn_project(const rnn_fastgrnn *g, const int16_t *xs, int32_t count, int32_t *proj) {
+/* Projections W x of `count` q15 vectors (paired layout, `input` apart) to Q15, per unit; wq: W in q15. */
+static void fastgrnn_project(const rnn_fastgrnn *g, const int16_t *wq, const int16_t *xs, int32_t count, int32_t *proj) {
     const int32_t hid = g->hidden, in = g->input;
     for (int32_t s = 0; s < count; s += 2) {
         const int32_t nvec = count - s < 2 ? 1 : 2;
         int32_t *pa = proj + s * hid;
-        rnn_matvec_q15(g->w, hid, in, 0, xs + s * in, nvec, pa);
+        rnn_matvec_q15q15(wq, hid, in, xs + s * in, nvec, pa);
         for (int32_t i = 0; i < nvec * hid; i++) {
             const int32_t k = i < hid ? i : i - hid;
             pa[i] = rnn_mbqm_small(pa[i], g->w_mult[k], g->w_shift[k]);
@@ -632,6 +691,15 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     rnn_unit units1[h1], units2[h2];
     fastgrnn_units_table(g1, units1);
     fastgrnn_units_table(g2, units2);
+    int16_t w1q[h1 * c], u1q[h1 * h1], w2q[h2 * h1], u2q[h2 * h2]; /* the weights in q15, paired rows */
+    for (int32_t i = 0; i < h1; i++) {
+        rnn_widen(g1->w + i * c, c, 0, w1q + i * c);
+        rnn_widen(g1->u + i * h1, h1, 0, u1q + i * h1);
+    }
+    for (int32_t i = 0; i < h2; i++) {
+        rnn_widen(g2->w + i * h1, h1, 0, w2q + i * h1);
+        rnn_widen(g2->u + i * h2, h2, 0, u2q + i * h2);
+    }
     const int32_t y0 = oy * p->sh - p->pad_top, x0 = ox * p->sw - p->pad_left;
     for (int32_t k = 0; k < kh * kw; k += 2) { /* pixels k, k + 1 of the patch, row by row */
         const int32_t count = kh * kw - k < 2 ? 1 : 2;
@@ -641,18 +709,18 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
                 : in->data + ((y - in->row0) * in->w + (x - in->col0)) * in->c;
             rnn_widen(px, c, p->in_zp, xs + e * c);
         }
-        fastgrnn_project(g1, xs, count, proj1 + k * h1);
+        fastgrnn_project(g1, w1q, xs, count, proj1 + k * h1);
     }
     for (int32_t r = 0; r < kh; r += 2) /* RNN1 along rows r, r + 1: pixel (r, t) */
-        fastgrnn_scan2(g1, units1, proj1, kw, r * kw, 1, rows + r * h1, (r + 1) * kw, 1,
+        fastgrnn_scan2(g1, units1, u1q, proj1, kw, r * kw, 1, rows + r * h1, (r + 1) * kw, 1,
                        r + 1 < kh ? rows + (r + 1) * h1 : 0, acc);
     for (int32_t k = 0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
-        fastgrnn_scan2(g1, units1, proj1, kh, k, kw, cols + k * h1, k + 1, kw, k + 1 < kw ? cols + (k + 1) * h1 : 0,
+        fastgrnn_scan2(g1, units1, u1q, proj1, kh, k, kw, cols + k * h1, k + 1, kw, k + 1 < kw ? cols + (k + 1) * h1 : 0,
                        acc);
-    fastgrnn_project(g2, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
+    fastgrnn_project(g2, w2q, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
     /* RNN2: rows forward with rows backward, columns forward with columns backward */
-    fastgrnn_scan2(g2, units2, proj2, kh, 0, 1, states, kh - 1, -1, states + h2, acc);
-    fastgrnn_scan2(g2, units2, proj2, kw, kh, 1, states + 2 * h2, kh + kw - 1, -1, states + 3 * h2, acc);
+    fastgrnn_scan2(g2, units2, u2q, proj2, kh, 0, 1, states, kh - 1, -1, states + h2, acc);
+    fastgrnn_scan2(g2, units2, u2q, proj2, kw, kh, 1, states + 2 * h2, kh + kw - 1, -1, states + 3 * h2, acc);
     for (int32_t s = 0; s < 4; s++)
         for (int32_t i = 0; i < h2; i++)
             out[s * h2 + i] = rnn_requant(states[s * h2 + rnn_paired(i, h2)], p->out_mult, p->out_shift, p->out_zp,
