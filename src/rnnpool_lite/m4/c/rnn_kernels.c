@@ -347,6 +347,25 @@ static void rnn_matvec_q15(const int8_t *m, int32_t rows, int32_t n, const int32
  * times two vectors per pass, one SMLAD per weight word and vector word (no widening in the loop). */
 static void rnn_matvec_q15q15(const int16_t *wq, int32_t rows, int32_t n, const int16_t *x, int32_t nvec, int32_t *acc) {
     const int32_t words = n >> 1;
+    if (n == 16) { /* FastGRNN's common width: the vector's 8 words stay in registers, 8 SMLADs a row */
+        for (int32_t v = 0; v < nvec; v++, x += 16, acc += rows) {
+            const uint32_t x0 = rnn_read32(x), x1 = rnn_read32(x + 2), x2 = rnn_read32(x + 4), x3 = rnn_read32(x + 6);
+            const uint32_t x4 = rnn_read32(x + 8), x5 = rnn_read32(x + 10), x6 = rnn_read32(x + 12);
+            const uint32_t x7 = rnn_read32(x + 14);
+            const int16_t *w = wq;
+            for (int32_t i = 0; i < rows; i++, w += 16) {
+                int32_t a = rnn_smlad(rnn_read32(w), x0, 0);
+                a = rnn_smlad(rnn_read32(w + 2), x1, a);
+                a = rnn_smlad(rnn_read32(w + 4), x2, a);
+                a = rnn_smlad(rnn_read32(w + 6), x3, a);
+                a = rnn_smlad(rnn_read32(w + 8), x4, a);
+                a = rnn_smlad(rnn_read32(w + 10), x5, a);
+                a = rnn_smlad(rnn_read32(w + 12), x6, a);
+                acc[i] = rnn_smlad(rnn_read32(w + 14), x7, a);
+            }
+        }
+        return;
+    }
     const int16_t *xb = x + n;
     int32_t i = 0;
     if (nvec == 2) {
@@ -470,31 +489,61 @@ static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t
     }
 }
 
+/* Per channel, the sum of a depthwise conv's weights over all its taps (for the zero point). */
+static void depthwise_weight_sums(const rnn_conv_params *p, int32_t c, int32_t *wsum) {
+    for (int32_t ch = 0; ch < c; ch++) wsum[ch] = 0;
+    for (int32_t t = 0; t < p->kh * p->kw; t++)
+        for (int32_t ch = 0; ch < c; ch++) wsum[ch] += p->w[t * c + ch];
+}
+
 /* One output pixel of a depthwise conv with channel multiplier 1, the channel loop innermost and 4
  * channels per step: rows[ky] is the input row holding tap row ky (NULL: outside the map), its
- * pixel 0 at map column col0; taps kx0 <= kx < kx1 of the input columns ix0 + kx are inside. */
+ * pixel 0 at map column col0; taps kx0 <= kx < kx1 of the input columns ix0 + kx are inside.
+ * Where every tap is inside, the zero point is folded into the bias (bias - zp sum w, wsum);
+ * at the borders it is subtracted from each input lane (SSUB16). */
 static void depthwise_pixel_fast(const rnn_conv_params *p, const int8_t *const *rows, int32_t col0, int32_t ix0,
-                                 int32_t kx0, int32_t kx1, int32_t c, int8_t *dst) {
+                                 int32_t kx0, int32_t kx1, int32_t c, const int32_t *wsum, int8_t *dst) {
     const int32_t c4 = c & ~3, kw = p->kw, kh = p->kh;
     const int32_t *bias = p->bias, *mult = p->mult, *shift = p->shift;
     const int32_t zp = p->out_zp, lo = p->act_min, hi = p->act_max, in_zp = p->in_zp;
     const int8_t *weights = p->w;
-    const uint32_t zp2 = ((uint32_t)in_zp & 0xFFFFu) * 0x10001u;
+    int interior = kx0 == 0 && kx1 == kw;
+    for (int32_t ky = 0; ky < kh; ky++) interior = interior && rows[ky] != 0;
+    const uint32_t zp2 = interior ? 0u : ((uint32_t)in_zp & 0xFFFFu) * 0x10001u;
     int32_t ch = 0;
     for (; ch < c4; ch += 4) {
         int32_t a0 = bias[ch], a1 = bias[ch + 1], a2 = bias[ch + 2], a3 = bias[ch + 3];
-        for (int32_t ky = 0; ky < kh; ky++) {
-            if (rows[ky] == 0) continue;
-            const int8_t *xp = rows[ky] + (ix0 + kx0 - col0) * c + ch;
-            const int8_t *wp = weights + (ky * kw + kx0) * c + ch;
-            for (int32_t kx = kx0; kx < kx1; kx++, xp += c, wp += c) {
-                const uint32_t xv = rnn_read32(xp), wv = rnn_read32(wp);
-                const uint32_t x_e = rnn_ssub16(rnn_sxtb16(xv), zp2), x_o = rnn_ssub16(rnn_sxtb16_ror8(xv), zp2);
-                const uint32_t w_e = rnn_sxtb16(wv), w_o = rnn_sxtb16_ror8(wv);
-                a0 = rnn_smlabb(x_e, w_e, a0);
-                a2 = rnn_smlatt(x_e, w_e, a2);
-                a1 = rnn_smlabb(x_o, w_o, a1);
-                a3 = rnn_smlatt(x_o, w_o, a3);
+        if (interior) {
+            a0 -= in_zp * wsum[ch];
+            a1 -= in_zp * wsum[ch + 1];
+            a2 -= in_zp * wsum[ch + 2];
+            a3 -= in_zp * wsum[ch + 3];
+            for (int32_t ky = 0; ky < kh; ky++) {
+                const int8_t *xp = rows[ky] + (ix0 - col0) * c + ch, *wp = weights + ky * kw * c + ch;
+                for (int32_t kx = 0; kx < kw; kx++, xp += c, wp += c) {
+                    const uint32_t xv = rnn_read32(xp), wv = rnn_read32(wp);
+                    const uint32_t x_e = rnn_sxtb16(xv), w_e = rnn_sxtb16(wv);
+                    const uint32_t x_o = rnn_sxtb16_ror8(xv), w_o = rnn_sxtb16_ror8(wv);
+                    a0 = rnn_smlabb(x_e, w_e, a0);
+                    a2 = rnn_smlatt(x_e, w_e, a2);
+                    a1 = rnn_smlabb(x_o, w_o, a1);
+                    a3 = rnn_smlatt(x_o, w_o, a3);
+                }
+            }
+        } else {
+            for (int32_t ky = 0; ky < kh; ky++) {
+                if (rows[ky] == 0) continue;
+                const int8_t *xp = rows[ky] + (ix0 + kx0 - col0) * c + ch;
+                const int8_t *wp = weights + (ky * kw + kx0) * c + ch;
+                for (int32_t kx = kx0; kx < kx1; kx++, xp += c, wp += c) {
+                    const uint32_t xv = rnn_read32(xp), wv = rnn_read32(wp);
+                    const uint32_t x_e = rnn_ssub16(rnn_sxtb16(xv), zp2), x_o = rnn_ssub16(rnn_sxtb16_ror8(xv), zp2);
+                    const uint32_t w_e = rnn_sxtb16(wv), w_o = rnn_sxtb16_ror8(wv);
+                    a0 = rnn_smlabb(x_e, w_e, a0);
+                    a2 = rnn_smlatt(x_e, w_e, a2);
+                    a1 = rnn_smlabb(x_o, w_o, a1);
+                    a3 = rnn_smlatt(x_o, w_o, a3);
+                }
             }
         }
         dst[ch] = rnn_rq(a0, mult[ch], shift[ch], zp, lo, hi);
@@ -522,10 +571,12 @@ static void depthwise_fast_span(const rnn_conv_params *p, const rnn_view *in, in
         const int32_t iy = iy0 + ky;
         rows[ky] = iy < 0 || iy >= in->map_h ? (const int8_t *)0 : in->data + (iy - in->row0) * in->w * c;
     }
+    int32_t wsum[c];
+    depthwise_weight_sums(p, c, wsum);
     for (int32_t i = 0; i < n; i++) {
         const int32_t ix0 = (x0 + i) * p->sw - p->pad_left;
         const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + p->kw > in->map_w ? in->map_w - ix0 : p->kw;
-        depthwise_pixel_fast(p, rows, in->col0, ix0, kx0, kx1, c, dst + i * c);
+        depthwise_pixel_fast(p, rows, in->col0, ix0, kx0, kx1, c, wsum, dst + i * c);
     }
 }
 
@@ -553,13 +604,66 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
     }
 }
 
-/* 1x1 conv: two pixels at a time widened (minus the zero point) into a 2-column q15 buffer, then
- * 2 x 2 blocked SMLAD dot products over the input channels. */
+/* Four pixels of in_c channels (a multiple of 4) minus zp, widened and interleaved: for each group of
+ * 4 channels, 8 words (x0, x2), (x1, x3) of pixel 0, then of pixels 1, 2, 3. */
+static void rnn_widen4(const int8_t *in, int32_t in_c, int32_t zp, uint32_t *col) {
+    const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
+    for (int32_t v = 0; v < 4; v++, in += in_c) {
+        uint32_t *d = col + 2 * v;
+        for (int32_t g = 0; g < in_c; g += 4, d += 8) {
+            const uint32_t x = rnn_read32(in + g);
+            d[0] = rnn_ssub16(rnn_sxtb16(x), zp2);
+            d[1] = rnn_ssub16(rnn_sxtb16_ror8(x), zp2);
+        }
+    }
+}
+
+/* Four pixels of a 1x1 conv from their interleaved columns: one output channel at a time, each
+ * weight word widened once (2 SXTB16) and used by 8 SMLADs, 4 pixels x 4 channels. */
+static void pointwise_4px(const rnn_conv_params *p, const uint32_t *col, int32_t in_c, int8_t *out) {
+    const int32_t cout = p->out_c, zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t *bias = p->bias, *mult = p->mult, *shift = p->shift;
+    const int8_t *w = p->w;
+    for (int32_t o = 0; o < cout; o++, w += in_c) {
+        int32_t a0 = bias[o], a1 = a0, a2 = a0, a3 = a0;
+        const uint32_t *c = col;
+        const int8_t *wp = w, *end = w + in_c;
+        do {
+            const uint32_t wv = rnn_read32(wp), w_e = rnn_sxtb16(wv), w_o = rnn_sxtb16_ror8(wv);
+            a0 = rnn_smlad(w_e, c[0], a0);
+            a0 = rnn_smlad(w_o, c[1], a0);
+            a1 = rnn_smlad(w_e, c[2], a1);
+            a1 = rnn_smlad(w_o, c[3], a1);
+            a2 = rnn_smlad(w_e, c[4], a2);
+            a2 = rnn_smlad(w_o, c[5], a2);
+            a3 = rnn_smlad(w_e, c[6], a3);
+            a3 = rnn_smlad(w_o, c[7], a3);
+            wp += 4;
+            c += 8;
+        } while (wp != end);
+        const int32_t m = mult[o], s = shift[o];
+        out[o] = rnn_rq(a0, m, s, zp, lo, hi);
+        out[cout + o] = rnn_rq(a1, m, s, zp, lo, hi);
+        out[2 * cout + o] = rnn_rq(a2, m, s, zp, lo, hi);
+        out[3 * cout + o] = rnn_rq(a3, m, s, zp, lo, hi);
+    }
+}
+
+/* 1x1 conv. With in_c a multiple of 4: four pixels at a time (pointwise_4px); the rest (and other
+ * in_c) two pixels at a time through a 2-column q15 buffer and 2 x 2 blocked dot products. */
 void rnn_pointwise(const rnn_conv_params *p, const int8_t *in, int32_t in_c, int32_t pixels, int8_t *out) {
     const int32_t cout = p->out_c;
+    int32_t i = 0;
+    if ((in_c & 3) == 0 && in_c > 0 && pixels >= 4) {
+        uint32_t col4[2 * in_c];
+        for (; i + 4 <= pixels; i += 4) {
+            rnn_widen4(in + i * in_c, in_c, p->in_zp, col4);
+            pointwise_4px(p, col4, in_c, out + i * cout);
+        }
+    }
     int16_t col[2 * in_c];
     int32_t acc[2 * cout];
-    for (int32_t i = 0; i < pixels; i += 2) {
+    for (; i < pixels; i += 2) {
         const int32_t count = pixels - i < 2 ? 1 : 2;
         rnn_widen(in + i * in_c, count * in_c, p->in_zp, col);
         rnn_matvec_q15(p->w, cout, in_c, p->bias, col, count, acc);
@@ -570,10 +674,12 @@ void rnn_pointwise(const rnn_conv_params *p, const int8_t *in, int32_t in_c, int
 /* One depthwise output row of an inverted residual block (rows[ky]: input rows, NULL outside). */
 static void depthwise_row(const rnn_conv_params *dw, const int8_t *const *rows, int32_t in_w, int32_t mid,
                           int32_t out_w, int8_t *dw_row) {
+    int32_t wsum[mid];
+    depthwise_weight_sums(dw, mid, wsum);
     for (int32_t ox = 0; ox < out_w; ox++) {
         const int32_t ix0 = ox * dw->sw - dw->pad_left;
         const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + dw->kw > in_w ? in_w - ix0 : dw->kw;
-        depthwise_pixel_fast(dw, rows, 0, ix0, kx0, kx1, mid, dw_row + ox * mid);
+        depthwise_pixel_fast(dw, rows, 0, ix0, kx0, kx1, mid, wsum, dw_row + ox * mid);
     }
 }
 
