@@ -366,6 +366,15 @@ static void rnn_matvec_q15q15(const int16_t *wq, int32_t rows, int32_t n, const 
         }
         return;
     }
+    if (n == 4 && nvec == 2) { /* a 4-channel input (RNN1 on a small stem): both vectors in registers */
+        const uint32_t a0 = rnn_read32(x), a1 = rnn_read32(x + 2), b0 = rnn_read32(x + 4), b1 = rnn_read32(x + 6);
+        for (int32_t i = 0; i < rows; i++, wq += 4) {
+            const uint32_t w0 = rnn_read32(wq), w1 = rnn_read32(wq + 2);
+            acc[i] = rnn_smlad(w1, a1, rnn_smlad(w0, a0, 0));
+            acc[rows + i] = rnn_smlad(w1, b1, rnn_smlad(w0, b0, 0));
+        }
+        return;
+    }
     const int16_t *xb = x + n;
     int32_t i = 0;
     if (nvec == 2) {
@@ -705,7 +714,7 @@ static int fastgrnn_fast_ok(const rnn_fastgrnn *g) {
 
 /* A cell's per-unit constants, gathered once per patch so the step loop reads one table. */
 typedef struct {
-    int32_t u_mult, u_round, u_right, bias_gate, bias_update;
+    int32_t u_mult, u_round, u_right, bias_gate, bias_update, w_mult, w_round, w_right;
 } rnn_unit;
 
 static void fastgrnn_units_table(const rnn_fastgrnn *g, rnn_unit *t) {
@@ -715,6 +724,9 @@ static void fastgrnn_units_table(const rnn_fastgrnn *g, rnn_unit *t) {
         t[i].u_right = 1 - g->u_shift[i];
         t[i].bias_gate = g->bias_gate[i];
         t[i].bias_update = g->bias_update[i];
+        t[i].w_mult = g->w_mult[i];
+        t[i].w_round = 1 << -g->w_shift[i];
+        t[i].w_right = 1 - g->w_shift[i];
     }
 }
 
@@ -771,16 +783,18 @@ static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const i
 }
 
 /* Projections W x of `count` q15 vectors (paired layout, `input` apart) to Q15, per unit; wq: W in q15. */
-static void fastgrnn_project(const rnn_fastgrnn *g, const int16_t *wq, const int16_t *xs, int32_t count, int32_t *proj) {
+static void fastgrnn_project(const rnn_fastgrnn *g, const rnn_unit *t, const int16_t *wq, const int16_t *xs,
+                             int32_t count, int32_t *proj) {
     const int32_t hid = g->hidden, in = g->input;
     for (int32_t s = 0; s < count; s += 2) {
         const int32_t nvec = count - s < 2 ? 1 : 2;
         int32_t *pa = proj + s * hid;
         rnn_matvec_q15q15(wq, hid, in, xs + s * in, nvec, pa);
-        for (int32_t i = 0; i < nvec * hid; i++) {
-            const int32_t k = i < hid ? i : i - hid;
-            pa[i] = rnn_mbqm_small(pa[i], g->w_mult[k], g->w_shift[k]);
-        }
+        for (int32_t v = 0; v < nvec; v++, pa += hid)
+            for (int32_t i = 0; i < hid; i++) {
+                const int32_t u = rnn_smmulr(pa[i] * 2, t[i].w_mult); /* rnn_mbqm_small, unrolled */
+                pa[i] = (u * 2 + t[i].w_round + (u >> 31)) >> t[i].w_right;
+            }
     }
 }
 
@@ -815,7 +829,7 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
                 : in->data + ((y - in->row0) * in->w + (x - in->col0)) * in->c;
             rnn_widen(px, c, p->in_zp, xs + e * c);
         }
-        fastgrnn_project(g1, w1q, xs, count, proj1 + k * h1);
+        fastgrnn_project(g1, units1, w1q, xs, count, proj1 + k * h1);
     }
     for (int32_t r = 0; r < kh; r += 2) /* RNN1 along rows r, r + 1: pixel (r, t) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kw, r * kw, 1, rows + r * h1, (r + 1) * kw, 1,
@@ -823,7 +837,7 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     for (int32_t k = 0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kh, k, kw, cols + k * h1, k + 1, kw, k + 1 < kw ? cols + (k + 1) * h1 : 0,
                        acc);
-    fastgrnn_project(g2, w2q, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
+    fastgrnn_project(g2, units2, w2q, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
     /* RNN2: rows forward with rows backward, columns forward with columns backward */
     fastgrnn_scan2(g2, units2, u2q, proj2, kh, 0, 1, states, kh - 1, -1, states + h2, acc);
     fastgrnn_scan2(g2, units2, u2q, proj2, kw, kh, 1, states + 2 * h2, kh + kw - 1, -1, states + 3 * h2, acc);
