@@ -470,6 +470,51 @@ static void rnn_im2col(const rnn_conv_params *p, const rnn_view *in, int32_t y, 
 /* Largest conv weight tensor whose rows are copied, padded to a multiple of 4, onto the stack. */
 #define RNN_PADDED_WEIGHTS_MAX 1024
 
+/* Four pixels of in_c channels (a multiple of 4) minus zp, widened and interleaved: for each group of
+ * 4 channels, 8 words (x0, x2), (x1, x3) of pixel 0, then of pixels 1, 2, 3. */
+static void rnn_widen4(const int8_t *in, int32_t in_c, int32_t zp, uint32_t *col) {
+    const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
+    for (int32_t v = 0; v < 4; v++, in += in_c) {
+        uint32_t *d = col + 2 * v;
+        for (int32_t g = 0; g < in_c; g += 4, d += 8) {
+            const uint32_t x = rnn_read32(in + g);
+            d[0] = rnn_ssub16(rnn_sxtb16(x), zp2);
+            d[1] = rnn_ssub16(rnn_sxtb16_ror8(x), zp2);
+        }
+    }
+}
+
+/* Four pixels of a conv from their interleaved columns (k values each, k a multiple of 4; weights w,
+ * rows k apart): one output channel at a time, each weight word widened once (2 SXTB16) and used
+ * by 8 SMLADs, 4 pixels x 4 values. */
+static void rnn_dot_4px(const rnn_conv_params *p, const int8_t *w, int32_t k, const uint32_t *col, int8_t *out) {
+    const int32_t cout = p->out_c, zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t *bias = p->bias, *mult = p->mult, *shift = p->shift;
+    for (int32_t o = 0; o < cout; o++, w += k) {
+        int32_t a0 = bias[o], a1 = a0, a2 = a0, a3 = a0;
+        const uint32_t *c = col;
+        const int8_t *wp = w, *end = w + k;
+        do {
+            const uint32_t wv = rnn_read32(wp), w_e = rnn_sxtb16(wv), w_o = rnn_sxtb16_ror8(wv);
+            a0 = rnn_smlad(w_e, c[0], a0);
+            a0 = rnn_smlad(w_o, c[1], a0);
+            a1 = rnn_smlad(w_e, c[2], a1);
+            a1 = rnn_smlad(w_o, c[3], a1);
+            a2 = rnn_smlad(w_e, c[4], a2);
+            a2 = rnn_smlad(w_o, c[5], a2);
+            a3 = rnn_smlad(w_e, c[6], a3);
+            a3 = rnn_smlad(w_o, c[7], a3);
+            wp += 4;
+            c += 8;
+        } while (wp != end);
+        const int32_t m = mult[o], s = shift[o];
+        out[o] = rnn_rq(a0, m, s, zp, lo, hi);
+        out[cout + o] = rnn_rq(a1, m, s, zp, lo, hi);
+        out[2 * cout + o] = rnn_rq(a2, m, s, zp, lo, hi);
+        out[3 * cout + o] = rnn_rq(a3, m, s, zp, lo, hi);
+    }
+}
+
 /* Conv weights [out][k] copied with rows padded to k4 (a multiple of 4) and each group of 4 stored
  * as w0 w2 w1 w3: SXTB16 then gives (w0, w1) and, rotated, (w2, w3), the natural order of the
  * im2col column of a layer with few channels. */
@@ -481,15 +526,29 @@ static void conv_weights_paired(const int8_t *w, int32_t cout, int32_t k, int32_
         }
 }
 
-/* A regular conv on the output positions (y, x0 .. x0 + n - 1), all inside the output map: two
- * im2col columns of kk values at a time, the output channels as 2 x 2 blocked SMLAD dot products
- * with the weights w (rows kk apart). */
+/* A regular conv on the output positions (y, x0 .. x0 + n - 1), all inside the output map, with the
+ * weights w (rows kk apart, kk a multiple of 4 or the reference layout's k): four im2col columns at a
+ * time, interleaved for rnn_dot_4px, then the rest two at a time with 2 x 2 blocked dot products. */
 static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n, int8_t *dst,
                            const int8_t *w, int32_t kk) {
     const int32_t cout = p->out_c;
     int16_t col[2 * kk];
+    int32_t i = 0;
+    if ((kk & 3) == 0 && n >= 4) {
+        uint32_t col4[2 * kk];
+        for (; i + 4 <= n; i += 4) {
+            for (int32_t v = 0; v < 4; v++) {
+                rnn_im2col(p, in, y, x0 + i + v, kk, col);
+                for (int32_t g = 0; g < kk; g += 4) {
+                    col4[2 * g + 2 * v] = rnn_read32(col + g);
+                    col4[2 * g + 2 * v + 1] = rnn_read32(col + g + 2);
+                }
+            }
+            rnn_dot_4px(p, w, kk, col4, dst + i * cout);
+        }
+    }
     int32_t acc[2 * cout];
-    for (int32_t i = 0; i < n; i += 2) {
+    for (; i < n; i += 2) {
         const int32_t count = n - i < 2 ? 1 : 2;
         rnn_im2col(p, in, y, x0 + i, kk, col);
         if (count == 2) rnn_im2col(p, in, y, x0 + i + 1, kk, col + kk);
@@ -613,52 +672,7 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
     }
 }
 
-/* Four pixels of in_c channels (a multiple of 4) minus zp, widened and interleaved: for each group of
- * 4 channels, 8 words (x0, x2), (x1, x3) of pixel 0, then of pixels 1, 2, 3. */
-static void rnn_widen4(const int8_t *in, int32_t in_c, int32_t zp, uint32_t *col) {
-    const uint32_t zp2 = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
-    for (int32_t v = 0; v < 4; v++, in += in_c) {
-        uint32_t *d = col + 2 * v;
-        for (int32_t g = 0; g < in_c; g += 4, d += 8) {
-            const uint32_t x = rnn_read32(in + g);
-            d[0] = rnn_ssub16(rnn_sxtb16(x), zp2);
-            d[1] = rnn_ssub16(rnn_sxtb16_ror8(x), zp2);
-        }
-    }
-}
-
-/* Four pixels of a 1x1 conv from their interleaved columns: one output channel at a time, each
- * weight word widened once (2 SXTB16) and used by 8 SMLADs, 4 pixels x 4 channels. */
-static void pointwise_4px(const rnn_conv_params *p, const uint32_t *col, int32_t in_c, int8_t *out) {
-    const int32_t cout = p->out_c, zp = p->out_zp, lo = p->act_min, hi = p->act_max;
-    const int32_t *bias = p->bias, *mult = p->mult, *shift = p->shift;
-    const int8_t *w = p->w;
-    for (int32_t o = 0; o < cout; o++, w += in_c) {
-        int32_t a0 = bias[o], a1 = a0, a2 = a0, a3 = a0;
-        const uint32_t *c = col;
-        const int8_t *wp = w, *end = w + in_c;
-        do {
-            const uint32_t wv = rnn_read32(wp), w_e = rnn_sxtb16(wv), w_o = rnn_sxtb16_ror8(wv);
-            a0 = rnn_smlad(w_e, c[0], a0);
-            a0 = rnn_smlad(w_o, c[1], a0);
-            a1 = rnn_smlad(w_e, c[2], a1);
-            a1 = rnn_smlad(w_o, c[3], a1);
-            a2 = rnn_smlad(w_e, c[4], a2);
-            a2 = rnn_smlad(w_o, c[5], a2);
-            a3 = rnn_smlad(w_e, c[6], a3);
-            a3 = rnn_smlad(w_o, c[7], a3);
-            wp += 4;
-            c += 8;
-        } while (wp != end);
-        const int32_t m = mult[o], s = shift[o];
-        out[o] = rnn_rq(a0, m, s, zp, lo, hi);
-        out[cout + o] = rnn_rq(a1, m, s, zp, lo, hi);
-        out[2 * cout + o] = rnn_rq(a2, m, s, zp, lo, hi);
-        out[3 * cout + o] = rnn_rq(a3, m, s, zp, lo, hi);
-    }
-}
-
-/* 1x1 conv. With in_c a multiple of 4: four pixels at a time (pointwise_4px); the rest (and other
+/* 1x1 conv. With in_c a multiple of 4: four pixels at a time (rnn_dot_4px); the rest (and other
  * in_c) two pixels at a time through a 2-column q15 buffer and 2 x 2 blocked dot products. */
 void rnn_pointwise(const rnn_conv_params *p, const int8_t *in, int32_t in_c, int32_t pixels, int8_t *out) {
     const int32_t cout = p->out_c;
@@ -667,7 +681,7 @@ void rnn_pointwise(const rnn_conv_params *p, const int8_t *in, int32_t in_c, int
         uint32_t col4[2 * in_c];
         for (; i + 4 <= pixels; i += 4) {
             rnn_widen4(in + i * in_c, in_c, p->in_zp, col4);
-            pointwise_4px(p, col4, in_c, out + i * cout);
+            rnn_dot_4px(p, p->w, in_c, col4, out + i * cout);
         }
     }
     int16_t col[2 * in_c];
