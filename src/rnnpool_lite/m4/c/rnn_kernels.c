@@ -688,7 +688,7 @@ void rnn_pointwise(const rnn_conv_params *p, const int8_t *in, int32_t in_c, int
     int32_t acc[2 * cout];
     for (; i < pixels; i += 2) {
         const int32_t count = pixels - i < 2 ? 1 : 2;
-        rnn_widen(in + i * in_c, count * in_c, p->in_zp, col);
+        for (int32_t v = 0; v < count; v++) rnn_widen(in + (i + v) * in_c, in_c, p->in_zp, col + v * in_c);
         rnn_matvec_q15(p->w, cout, in_c, p->bias, col, count, acc);
         rnn_store_pixels(p, cout, acc, count, out + i * cout);
     }
