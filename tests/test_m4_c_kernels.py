@@ -131,8 +131,8 @@ def test_conv_equals_reference(libs, seed):
     row0, col0 = int(rng.integers(-2, out_h)), int(rng.integers(-2, out_w))
 
     def args(out):
-        return C.byref(p), C.byref(view), C.byref(Region(out.ctypes.data_as(I8P), rh, rw, cout, row0, col0, out_h, out_w,
-                                                          p.out_zp))
+        region = Region(out.ctypes.data_as(I8P), rh, rw, cout, row0, col0, out_h, out_w, p.out_zp)
+        return C.byref(p), C.byref(view), C.byref(region)
 
     ref, fast = _call_both(libs, "rnn_conv", args, rh * rw * cout)
     np.testing.assert_array_equal(fast, ref)
@@ -165,7 +165,8 @@ def test_head_conv_equals_reference(libs, seed):
     oc = cout - maxout + 1
 
     def args(out):
-        return C.byref(p), maxout, C.byref(view), C.byref(Region(out.ctypes.data_as(I8P), h, w, oc, 0, 0, h, w, p.out_zp))
+        region = Region(out.ctypes.data_as(I8P), h, w, oc, 0, 0, h, w, p.out_zp)
+        return C.byref(p), maxout, C.byref(view), C.byref(region)
 
     ref, fast = _call_both(libs, "rnn_head_conv", args, h * w * oc)
     np.testing.assert_array_equal(fast, ref)

@@ -63,7 +63,8 @@ def _compile(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def build_host(out_dir: Path, smlad: bool = False) -> Path:
     """Compile the project with the host's ``cc`` (``smlad``: the optimized kernels, in portable C here)."""
     cc = shutil.which("cc") or find_tool("gcc")
-    res = _compile([cc, *HOST_CFLAGS, *_defines(smlad), "-o", "model_host", *_sources(out_dir, "platform_host.c")], out_dir)
+    cmd = [cc, *HOST_CFLAGS, *_defines(smlad), "-o", "model_host", *_sources(out_dir, "platform_host.c")]
+    res = _compile(cmd, out_dir)
     if res.returncode:
         raise RuntimeError(f"host build failed:\n{res.stderr[-4000:]}")
     return out_dir / "model_host"
