@@ -781,6 +781,38 @@ static void fastgrnn_units(const rnn_fastgrnn *g, const rnn_unit *t, const int32
 #undef RNN_UNIT
 }
 
+/* One step of one sequence for hidden == 16, fused: the old state's 8 words stay in registers while
+ * each unit's U h (8 SMLADs), requantization and update run in turn; updates go to memory and the
+ * products read the registers, so every product sees the old state, as in fastgrnn_units. */
+static void fastgrnn_step16(const rnn_fastgrnn *g, const rnn_unit *t, const int16_t *uq, const int32_t *proj,
+                            int16_t *h) {
+    const int32_t zeta = g->zeta, nu = g->nu, zeta_one = zeta * 32768 + (1 << 14);
+    const int32_t state_shift = 15 + g->state_bits, state_round = 1 << (14 + g->state_bits);
+    const uint32_t x0 = rnn_read32(h), x1 = rnn_read32(h + 2), x2 = rnn_read32(h + 4), x3 = rnn_read32(h + 6);
+    const uint32_t x4 = rnn_read32(h + 8), x5 = rnn_read32(h + 10), x6 = rnn_read32(h + 12), x7 = rnn_read32(h + 14);
+#define RNN_UNIT16(i, at)                                                                                      \
+    do {                                                                                                        \
+        const int16_t *w = uq + 16 * (i);                                                                       \
+        int32_t a = rnn_smlad(rnn_read32(w), x0, 0);                                                            \
+        a = rnn_smlad(rnn_read32(w + 2), x1, a);                                                                \
+        a = rnn_smlad(rnn_read32(w + 4), x2, a);                                                                \
+        a = rnn_smlad(rnn_read32(w + 6), x3, a);                                                                \
+        a = rnn_smlad(rnn_read32(w + 8), x4, a);                                                                \
+        a = rnn_smlad(rnn_read32(w + 10), x5, a);                                                               \
+        a = rnn_smlad(rnn_read32(w + 12), x6, a);                                                               \
+        a = rnn_smlad(rnn_read32(w + 14), x7, a);                                                               \
+        fastgrnn_unit(t + (i), proj[i] + fastgrnn_uh(t + (i), a), zeta, zeta_one, nu, state_shift, state_round, \
+                      h + (at));                                                                                \
+    } while (0)
+    for (int32_t i = 0; i < 16; i += 4) {
+        RNN_UNIT16(i, i);
+        RNN_UNIT16(i + 1, i + 2);
+        RNN_UNIT16(i + 2, i + 1);
+        RNN_UNIT16(i + 3, i + 3);
+    }
+#undef RNN_UNIT16
+}
+
 /* Sequences a and b (hb NULL: a only) of `steps` steps from zero states; the projection of
  * sequence s at step t is proj + (start_s + t delta_s) hidden. hb, when given, is ha + hidden. */
 static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const int16_t *uq, const int32_t *proj,
@@ -789,6 +821,19 @@ static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const i
                            int32_t *acc) {
     const int32_t hid = g->hidden, nvec = hb != 0 ? 2 : 1;
     for (int32_t i = 0; i < nvec * hid; i++) ha[i] = 0;
+    if (hid == 16) {
+        for (int32_t t = 0; t < steps; t++) {
+            const int32_t *pa = proj + (start_a + t * delta_a) * hid, *pb = proj + (start_b + t * delta_b) * hid;
+            if (t == 0) {
+                fastgrnn_units(g, units, pa, 0, ha);
+                if (hb != 0) fastgrnn_units(g, units, pb, 0, hb);
+            } else {
+                fastgrnn_step16(g, units, uq, pa, ha);
+                if (hb != 0) fastgrnn_step16(g, units, uq, pb, hb);
+            }
+        }
+        return;
+    }
     for (int32_t t = 0; t < steps; t++) {
         if (t > 0) rnn_matvec_q15q15(uq, hid, hid, ha, nvec, acc);
         fastgrnn_units(g, units, proj + (start_a + t * delta_a) * hid, t > 0 ? acc : 0, ha);
