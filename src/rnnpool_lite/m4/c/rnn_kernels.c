@@ -845,6 +845,17 @@ static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const i
 static void fastgrnn_project(const rnn_fastgrnn *g, const rnn_unit *t, const int16_t *wq, const int16_t *xs,
                              int32_t count, int32_t *proj) {
     const int32_t hid = g->hidden, in = g->input;
+    if (in == 4 && count == 2) { /* RNN1 on 4 channels: both pixels in registers, requantized in the same pass */
+        const uint32_t a0 = rnn_read32(xs), a1 = rnn_read32(xs + 2), b0 = rnn_read32(xs + 4), b1 = rnn_read32(xs + 6);
+        for (int32_t i = 0; i < hid; i++, wq += 4, t++) {
+            const uint32_t w0 = rnn_read32(wq), w1 = rnn_read32(wq + 2);
+            const int32_t ua = rnn_smmulr(rnn_smlad(w1, a1, rnn_smlad(w0, a0, 0)) * 2, t->w_mult);
+            const int32_t ub = rnn_smmulr(rnn_smlad(w1, b1, rnn_smlad(w0, b0, 0)) * 2, t->w_mult);
+            proj[i] = (ua * 2 + t->w_round + (ua >> 31)) >> t->w_right; /* rnn_mbqm_small, unrolled */
+            proj[hid + i] = (ub * 2 + t->w_round + (ub >> 31)) >> t->w_right;
+        }
+        return;
+    }
     for (int32_t s = 0; s < count; s += 2) {
         const int32_t nvec = count - s < 2 ? 1 : 2;
         int32_t *pa = proj + s * hid;
