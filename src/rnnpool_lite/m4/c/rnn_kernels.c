@@ -175,8 +175,9 @@ static void rnnpool_patch_reference(const rnn_rnnpool_params *p, const rnn_view 
  *   (x1, x3). Activations are widened once into a small q15 buffer in that "paired" order (each
  *   group of 4 stored as x0 x2 x1 x3), so a weight word widened the same way lines up lane for lane
  *   and one SMLAD does two multiply-accumulates.
- * - Dot products blocked 2 x 2 (two output channels x two pixels or sequences): each widened weight
- *   word and each activation word loaded serves two SMLADs.
+ * - Register blocking: one output channel for four pixels (a widened weight word serves 8 SMLADs),
+ *   or 2 x 2 (two channels x two pixels); FastGRNN's 16-wide products keep the state vector in
+ *   registers for all rows of U.
  * - The input zero point is subtracted once per activation while widening (SSUB16), so padding is
  *   a q15 zero and no sum of weights is needed.
  * - Requantization once per output value, after the MAC loops, with one 32-bit SMMULR where the
