@@ -1,31 +1,81 @@
-"""RNNPool-Face-M4 (320x240, frame in RAM) in C: numpy emulator vs host C build vs Cortex-M4 on QEMU.
+"""RNNPool-Face-M4 (320x240, frame in RAM) in C: the kernels side by side on the emulated Cortex-M4.
 
-One run, on the same int8 frame and weights: the emulator's ``run_int8`` (patch schedule), the
-host ``cc -O2`` build and the Cortex-M4 build under QEMU (plain C and with ``SMLAD``), interleaved
-over the repeats; outputs checked bit for bit; prints median wall times, their ratios, and the
-Cortex-M4 instruction counts next to the emulator's cycle model and the paper's ~1.76G cycles
-(10.45 s at 168 MHz).
+One run, on the same int8 frame and weights, outputs checked bit for bit against the emulator's
+``run_int8``:
+
+* ``plain C``: the reference loops (``export_c(..., smlad=False)``, ``-DRNN_KERNELS_REFERENCE``);
+* ``old SMLAD``: the kernels before the CMSIS-NN-style rewrite (``SMLAD`` in the pointwise convs and
+  FastGRNN's ``U h`` only), built from ``git show OLD_KERNELS_COMMIT:...rnn_kernels.c``;
+* ``optimized``: today's kernels (``smlad=True``): im2col and 2 x 2 / 4-pixel blocked ``SMLAD`` dot
+  products, depthwise 4 channels per step, FastGRNN on ``SMLAD`` with shared projections.
+
+Prints, per build, the instructions per frame and per layer type, instructions per MAC (divided by
+the MACs the patch schedule executes, and by the paper's count of the network), the peak RAM and
+the QEMU wall time; then the emulator / host C / QEMU wall times (interleaved repeats).
 
 Run: ``python benchmarks/bench_m4_qemu.py [--repeats 3]`` (needs gcc-arm-none-eabi,
-libnewlib-arm-none-eabi and qemu-system-arm).
+libnewlib-arm-none-eabi and qemu-system-arm; the ``old SMLAD`` column needs git and this
+repository's history).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from rnnpool_lite.accounting.comparison import model_profile
 from rnnpool_lite.m4 import quantize
-from rnnpool_lite.m4.export import export_c
-from rnnpool_lite.m4.target import run_project
+from rnnpool_lite.m4.export import STEM_TOTAL, CProject, export_c
+from rnnpool_lite.m4.model import QuantizedModel
+from rnnpool_lite.m4.target import M4Run, run_project
 from rnnpool_lite.models import rnnpool_face
 
 PAPER_CYCLES = 10.45 * 168e6
+OLD_KERNELS_COMMIT = "b12e224"  # the last commit with the SMLAD-in-two-places kernels
+KERNELS = "src/rnnpool_lite/m4/c/rnn_kernels.c"
+LAYER_TYPES = ("stem conv", "RNNPool", "MBConv", "heads")
+
+
+def old_smlad_project(qm: QuantizedModel, out_dir: Path, size: tuple[int, ...]) -> CProject | None:
+    """The export with the old kernel source (its ``RNN_USE_SMLAD`` path switched on), or None."""
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(["git", "show", f"{OLD_KERNELS_COMMIT}:{KERNELS}"], cwd=root, capture_output=True, text=True)
+    if res.returncode:
+        print(f"old SMLAD kernels skipped: git show {OLD_KERNELS_COMMIT} failed ({res.stderr.strip()[:200]})")
+        return None
+    project = export_c(qm, out_dir, size, count_input=True, smlad=True)
+    (out_dir / "rnn_kernels.c").write_text("#define RNN_USE_SMLAD\n" + res.stdout)
+    return project
+
+
+def layer_type(step: str) -> str:
+    """The layer type of a timed step label of the C program."""
+    if "rnnpool" in step:
+        return "RNNPool"
+    if "(conv, stem)" in step:
+        return "stem conv"
+    return "heads" if "(head)" in step else "MBConv"
+
+
+def executed_macs(qm: QuantizedModel, size: tuple[int, ...], steps: list[str]) -> pd.Series:
+    """MACs the patch schedule executes per layer type (the emulator's report, stem recomputation included)."""
+    ops = qm.report(size, count_input=True).ops
+    stem_ops = {s.split(" ")[0] for s in steps if "stem)" in s}
+    kinds = ops.apply(lambda r: "RNNPool" if r.kind == "rnnpool" else "heads" if r.kind == "head"
+                      else "stem conv" if r.op in stem_ops else "MBConv", axis=1)
+    return ops.executed_macs.groupby(kinds).sum().reindex(LAYER_TYPES, fill_value=0)
+
+
+def per_type(run: M4Run) -> pd.Series:
+    steps = run.steps[run.steps.step != STEM_TOTAL]
+    return steps.instructions.groupby(steps.step.map(layer_type)).sum().reindex(LAYER_TYPES, fill_value=0)
 
 
 def main() -> None:
@@ -37,29 +87,48 @@ def main() -> None:
     xq = qm.quantize_input(torch.rand(1, 1, 240, 320))
     size = (1, 240, 320)
     with tempfile.TemporaryDirectory() as tmp:
-        projects = {"host": export_c(qm, Path(tmp) / "host", size, count_input=True),
-                    "qemu": export_c(qm, Path(tmp) / "qemu", size, count_input=True),
-                    "qemu+smlad": export_c(qm, Path(tmp) / "smlad", size, count_input=True, smlad=True)}
+        projects = {"host": export_c(qm, Path(tmp) / "host", size, count_input=True, smlad=True),
+                    "plain C": export_c(qm, Path(tmp) / "plain", size, count_input=True),
+                    "optimized": export_c(qm, Path(tmp) / "optimized", size, count_input=True, smlad=True)}
+        old = old_smlad_project(qm, Path(tmp) / "old", size)
+        if old is not None:
+            projects = {**projects, "old SMLAD": old}
         times: dict[str, list[float]] = {"emulator": [], **{k: [] for k in projects}}
-        runs = {}
+        runs: dict[str, M4Run] = {}
         for _ in range(args.repeats):
             start = time.perf_counter()
             ref = qm.run_int8(xq)
             times["emulator"].append(time.perf_counter() - start)
             for name, project in projects.items():
-                out, runs[name] = run_project(project, xq, name.split("+")[0])
+                out, runs[name] = run_project(project, xq, "host" if name == "host" else "qemu")
                 assert all(np.array_equal(a, b) for a, b in zip(out, ref)), f"{name} differs from the emulator"
                 times[name].append(runs[name].wall_s)
+    builds = [b for b in ("plain C", "old SMLAD", "optimized") if b in runs]
+    macs = executed_macs(qm, size, list(runs["optimized"].steps.step))
+    paper_macs = model_profile("RNNPool-Face-M4").madds
+    table = pd.DataFrame({b: per_type(runs[b]) / 1e6 for b in builds}).rename_axis("layer type")
+    table.loc["total"] = [runs[b].instructions / 1e6 for b in builds]
+    table["executed MACs (M)"] = [*(macs / 1e6), macs.sum() / 1e6]
+    for b in builds:
+        table[f"{b} / MAC"] = table[b] / table["executed MACs (M)"]
+    pd.set_option("display.width", 200)
+    print("Face-M4, 320x240, one frame on QEMU: instructions (M) per layer type and per executed MAC")
+    print(table.round(2).to_string())
+    print(f"executed MACs {macs.sum() / 1e6:.1f}M (patch schedule: the stem conv recomputed on overlapping "
+          f"crops, FastGRNN per patch); the paper's count of the network: {paper_macs / 1e6:.1f}M")
+    for b in builds:
+        r = runs[b]
+        print(f"{b}: {r.instructions / 1e6:.1f}M instructions, {r.instructions / macs.sum():.2f} per executed MAC, "
+              f"{r.instructions / paper_macs:.2f} per paper MAC; "
+              f"paper cycles / ours {PAPER_CYCLES / r.instructions:.2f}x; "
+              f"peak RAM {r.peak_ram_bytes / 1024:.1f} KB (stack {r.stack_bytes / 1024:.2f} KB)")
+    if "old SMLAD" in runs:
+        print(f"optimized vs old SMLAD: {runs['old SMLAD'].instructions / runs['optimized'].instructions:.2f}x fewer "
+              f"instructions; vs plain C: {runs['plain C'].instructions / runs['optimized'].instructions:.2f}x")
     med = {k: statistics.median(v) for k, v in times.items()}
     print("median wall time per frame (s): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
     print(f"ratios: emulator / host C {med['emulator'] / med['host']:.1f}x, "
-          f"QEMU / emulator {med['qemu'] / med['emulator']:.1f}x")
-    cycles = qm.report(size, count_input=True).cycles
-    for name in ("qemu", "qemu+smlad"):
-        r = runs[name]
-        print(f"{name}: {r.instructions / 1e9:.3f}G instructions; paper cycles / ours {PAPER_CYCLES / r.instructions:.2f}x; "
-              f"emulator cycle model / ours {cycles / r.instructions:.2f}x; peak RAM {r.peak_ram_bytes / 1024:.1f} KB")
-    print(f"SMLAD saves {1 - runs['qemu+smlad'].instructions / runs['qemu'].instructions:.1%} of the instructions")
+          f"QEMU plain C / emulator {med['plain C'] / med['emulator']:.1f}x")
 
 
 if __name__ == "__main__":

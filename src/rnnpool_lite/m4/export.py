@@ -125,8 +125,9 @@ def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int,
 
     ``count_input``: the frame lives in the SRAM arena (read over semihosting), as in the
     emulator's ``report(count_input=True)``; otherwise it streams from flash (``frame.S``, written
-    by :func:`write_input`). ``smlad``: pointwise convs use the Cortex-M4 ``SMLAD`` instruction
-    (``-DRNN_USE_SMLAD``; bit-exact, integer sums in another order).
+    by :func:`write_input`). ``smlad``: the optimized kernels (CMSIS-NN's techniques, ``SMLAD`` on
+    the Cortex-M4; bit-exact, integer sums in another order); otherwise the reference loops
+    (``-DRNN_KERNELS_REFERENCE``).
     """
     if not isinstance(qmodel, QuantizedModel):
         raise TypeError(f"qmodel must be a QuantizedModel (from m4.quantize), got {type(qmodel).__name__}")
@@ -153,7 +154,7 @@ def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int,
     for fname in C_SOURCES:
         (out_dir / fname).write_text((src / fname).read_text())
     (out_dir / "model.c").write_text(program.source(qmodel, arena.peak, shape))
-    (out_dir / "Makefile").write_text(_MAKEFILE.format(smlad="-DRNN_USE_SMLAD" if smlad else ""))
+    (out_dir / "Makefile").write_text(_MAKEFILE.format(smlad="" if smlad else "-DRNN_KERNELS_REFERENCE"))
     weight_bytes = program.writer.weight_bytes
     project = CProject(out_dir, shape, count_input, int(arena.peak), buffers, program.labels, out_info,
                        qmodel.output_spec, weight_bytes, smlad, list(C_SOURCES) + ["model.c"])

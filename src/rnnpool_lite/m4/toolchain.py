@@ -52,7 +52,8 @@ def _sources(out_dir: Path, platform: str) -> list[str]:
 
 
 def _defines(smlad: bool) -> list[str]:
-    return ["-DRNN_USE_SMLAD"] if smlad else []
+    """The optimized kernels (SMLAD on the Cortex-M4, the same blocked C on the host) or the reference loops."""
+    return [] if smlad else ["-DRNN_KERNELS_REFERENCE"]
 
 
 def _compile(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -60,9 +61,10 @@ def _compile(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def build_host(out_dir: Path, smlad: bool = False) -> Path:
-    """Compile the project with the host's ``cc`` (SMLAD is Arm-only: ignored here)."""
+    """Compile the project with the host's ``cc`` (``smlad``: the optimized kernels, in portable C here)."""
     cc = shutil.which("cc") or find_tool("gcc")
-    res = _compile([cc, *HOST_CFLAGS, "-o", "model_host", *_sources(out_dir, "platform_host.c")], out_dir)
+    cmd = [cc, *HOST_CFLAGS, *_defines(smlad), "-o", "model_host", *_sources(out_dir, "platform_host.c")]
+    res = _compile(cmd, out_dir)
     if res.returncode:
         raise RuntimeError(f"host build failed:\n{res.stderr[-4000:]}")
     return out_dir / "model_host"
