@@ -3,11 +3,11 @@
 One run, on the same int8 frame and weights, outputs checked bit for bit against the emulator's
 ``run_int8``:
 
-* ``plain C``: the reference loops (``export_c(..., smlad=False)``, ``-DRNN_KERNELS_REFERENCE``);
+* ``plain C``: the reference loops (``export_c(..., kernels="reference")``, ``-DRNN_KERNELS_REFERENCE``);
 * ``old SMLAD``: the kernels before the CMSIS-NN-style rewrite (``SMLAD`` in the pointwise convs and
   FastGRNN's ``U h`` only), built from ``git show OLD_KERNELS_COMMIT:...rnn_kernels.c``;
-* ``optimized``: today's kernels (``smlad=True``): im2col and 2 x 2 / 4-pixel blocked ``SMLAD`` dot
-  products, depthwise 4 channels per step, FastGRNN on ``SMLAD`` with shared projections.
+* ``optimized``: today's kernels (``kernels="optimized"``, the default): im2col and 2 x 2 / 4-pixel
+  blocked ``SMLAD`` dot products, depthwise 4 channels per step, FastGRNN on ``SMLAD`` with shared projections.
 
 Prints, per build, the instructions per frame and per layer type, instructions per MAC (divided by
 the MACs the patch schedule executes, and by the paper's count of the network), the peak RAM and
@@ -50,7 +50,7 @@ def old_smlad_project(qm: QuantizedModel, out_dir: Path, size: tuple[int, ...]) 
     if res.returncode:
         print(f"old SMLAD kernels skipped: git show {OLD_KERNELS_COMMIT} failed ({res.stderr.strip()[:200]})")
         return None
-    project = export_c(qm, out_dir, size, count_input=True, smlad=True)
+    project = export_c(qm, out_dir, size, count_input=True, kernels="optimized")
     (out_dir / "rnn_kernels.c").write_text("#define RNN_USE_SMLAD\n" + res.stdout)
     return project
 
@@ -87,9 +87,9 @@ def main() -> None:
     xq = qm.quantize_input(torch.rand(1, 1, 240, 320))
     size = (1, 240, 320)
     with tempfile.TemporaryDirectory() as tmp:
-        projects = {"host": export_c(qm, Path(tmp) / "host", size, count_input=True, smlad=True),
-                    "plain C": export_c(qm, Path(tmp) / "plain", size, count_input=True),
-                    "optimized": export_c(qm, Path(tmp) / "optimized", size, count_input=True, smlad=True)}
+        projects = {"host": export_c(qm, Path(tmp) / "host", size, count_input=True, kernels="optimized"),
+                    "plain C": export_c(qm, Path(tmp) / "plain", size, count_input=True, kernels="reference"),
+                    "optimized": export_c(qm, Path(tmp) / "optimized", size, count_input=True, kernels="optimized")}
         old = old_smlad_project(qm, Path(tmp) / "old", size)
         if old is not None:
             projects = {**projects, "old SMLAD": old}

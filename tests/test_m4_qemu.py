@@ -57,13 +57,13 @@ def small():
     return quantize(small_rnnpool_classifier().eval(), x[:3]), x[3:]
 
 
-@pytest.mark.parametrize("smlad", [False, True])
-def test_small_classifier_on_qemu_is_bit_exact(small, smlad, tmp_path):
+@pytest.mark.parametrize("kernels", ["reference", "optimized"])
+def test_small_classifier_on_qemu_is_bit_exact(small, kernels, tmp_path):
     qm, x = small
-    out, run = run_on_m4(qm, x, target="qemu", smlad=smlad, work_dir=tmp_path)
+    out, run = run_on_m4(qm, x, target="qemu", kernels=kernels, work_dir=tmp_path)
     assert _same(out, qm.run_int8(x))
     # the optimized kernels keep im2col columns, a patch's FastGRNN projections and widened weights on the stack
-    assert run.sections[".bss"] >= run.arena_bytes and 0 < run.stack_bytes < (8192 if smlad else 2048)
+    assert run.sections[".bss"] >= run.arena_bytes and 0 < run.stack_bytes < (8192 if kernels == "optimized" else 2048)
     stem_parts = run.steps.instructions[run.steps.part_of_stem].sum()
     stem_total = run.steps.set_index("step").instructions["stem (all patches, total)"]
     assert 0 < stem_parts <= stem_total  # the stem's ops are timed inside its loop

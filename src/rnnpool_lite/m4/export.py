@@ -48,6 +48,7 @@ from rnnpool_lite.m4.plan import (
     sent_tensors,
     simulate_arena,
 )
+from rnnpool_lite.m4.toolchain import Kernels, check_kernels, kernel_defines
 
 C_SOURCES = ("rnn_kernels.c", "rnn_kernels.h", "rnn_platform.h", "platform_host.c", "platform_m4.c", "m4.ld")
 STEM_TOTAL = "stem (all patches, total)"  # the stem's own step; its ops' steps are parts of it
@@ -68,7 +69,7 @@ class CProject:
     outputs: list[dict[str, Any]]  # per model output: name, shape, layout (a Layout)
     output_spec: Any
     weight_bytes: int
-    smlad: bool = False
+    kernels: Kernels = "optimized"
     sources: list[str] = field(default_factory=list)
 
 
@@ -120,18 +121,19 @@ def _sends(ops: list[Op], out_names: list[str], shapes: dict[str, Shape]
 
 
 def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int, ...], schedule: Schedule = "patch",
-             *, count_input: bool = False, smlad: bool = False) -> CProject:
+             *, count_input: bool = False, kernels: Kernels = "optimized") -> CProject:
     """Write the C project for ``qmodel`` on one input of ``input_size`` ``(C, H, W)`` / ``(1, C, H, W)``.
 
     ``count_input``: the frame lives in the SRAM arena (read over semihosting), as in the
     emulator's ``report(count_input=True)``; otherwise it streams from flash (``frame.S``, written
-    by :func:`write_input`). ``smlad``: the optimized kernels (CMSIS-NN's techniques, ``SMLAD`` on
-    the Cortex-M4; bit-exact, integer sums in another order); otherwise the reference loops
-    (``-DRNN_KERNELS_REFERENCE``).
+    by :func:`write_input`). ``kernels``: ``"optimized"`` (CMSIS-NN's techniques, ``SMLAD`` on the
+    Cortex-M4; bit-exact, integer sums in another order) or ``"reference"``, the plain loops that
+    mirror the emulator (``-DRNN_KERNELS_REFERENCE``).
     """
     if not isinstance(qmodel, QuantizedModel):
         raise TypeError(f"qmodel must be a QuantizedModel (from m4.quantize), got {type(qmodel).__name__}")
     schedule = check_schedule(schedule)
+    kernels = check_kernels(kernels)
     shape = _frame_shape(input_size)
     ops = qmodel.ops
     _check_input_channels(qmodel, shape)
@@ -154,12 +156,12 @@ def export_c(qmodel: QuantizedModel, out_dir: str | Path, input_size: tuple[int,
     for fname in C_SOURCES:
         (out_dir / fname).write_text((src / fname).read_text())
     (out_dir / "model.c").write_text(program.source(qmodel, arena.peak, shape))
-    (out_dir / "Makefile").write_text(_MAKEFILE.format(smlad="" if smlad else "-DRNN_KERNELS_REFERENCE"))
+    (out_dir / "Makefile").write_text(_MAKEFILE.format(defines=" ".join(kernel_defines(kernels))))
     weight_bytes = program.writer.weight_bytes
     project = CProject(out_dir, shape, count_input, int(arena.peak), buffers, program.labels, out_info,
-                       qmodel.output_spec, weight_bytes, smlad, list(C_SOURCES) + ["model.c"])
+                       qmodel.output_spec, weight_bytes, kernels, list(C_SOURCES) + ["model.c"])
     meta = dict(input_shape=list(shape), count_input=count_input, arena_bytes=int(arena.peak), steps=program.labels,
-                outputs=out_info, weight_bytes=weight_bytes, smlad=smlad)
+                outputs=out_info, weight_bytes=weight_bytes, kernels=kernels)
     (out_dir / "project.json").write_text(json.dumps(meta, indent=1))
     return project
 
@@ -336,7 +338,7 @@ def read_outputs(project: CProject, data: bytes) -> tuple[Any, np.ndarray]:
 _MAKEFILE = """# Two builds of the same sources (rnnpool_lite.m4.toolchain runs the same commands).
 SRC = model.c rnn_kernels.c
 FRAME = $(wildcard frame.S)
-DEFS = {smlad}
+DEFS = {defines}
 
 host: $(SRC) platform_host.c
 \tcc -std=c99 -O2 $(DEFS) -o model_host $(SRC) platform_host.c $(FRAME)

@@ -28,6 +28,7 @@ from rnnpool_lite.m4 import toolchain
 from rnnpool_lite.m4.export import STEM_TOTAL, CProject, export_c, read_outputs, write_input
 from rnnpool_lite.m4.model import QuantizedModel
 from rnnpool_lite.m4.plan import Schedule
+from rnnpool_lite.m4.toolchain import Kernels
 
 Target = Literal["qemu", "host"]
 TARGETS: tuple[Target, ...] = get_args(Target)
@@ -85,14 +86,15 @@ def _as_int8(qmodel: QuantizedModel, x: Any) -> np.ndarray:
 
 
 def run_on_m4(qmodel: QuantizedModel, x: Any, schedule: Schedule = "patch", *, target: Target = "qemu",
-              count_input: bool = False, smlad: bool = False, work_dir: str | Path | None = None,
+              count_input: bool = False, kernels: Kernels = "optimized", work_dir: str | Path | None = None,
               timeout: float = 600) -> tuple[Any, M4Run]:
     """Run one frame ``x`` ``(1, C, H, W)`` (float, or int8 already quantized) through the C export.
 
     Returns the int8 outputs, structured like :meth:`QuantizedModel.run_int8`, and an
     :class:`M4Run`. ``target="qemu"`` builds for the Cortex-M4 and runs under QEMU;
     ``"host"`` builds with ``cc`` (outputs only). ``count_input`` keeps the frame in SRAM
-    (the emulator's ``report(count_input=True)``), else it streams from flash. ``work_dir``
+    (the emulator's ``report(count_input=True)``), else it streams from flash. ``kernels``: see
+    :func:`rnnpool_lite.m4.export.export_c`. ``work_dir``
     keeps the project (a temporary directory otherwise).
     """
     if target not in TARGETS:
@@ -103,14 +105,14 @@ def run_on_m4(qmodel: QuantizedModel, x: Any, schedule: Schedule = "patch", *, t
     xq = _as_int8(qmodel, x)
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="rnnpool_m4_") as tmp:
-            return _run(qmodel, xq, schedule, target, count_input, smlad, Path(tmp), timeout)
-    return _run(qmodel, xq, schedule, target, count_input, smlad, Path(work_dir), timeout)
+            return _run(qmodel, xq, schedule, target, count_input, kernels, Path(tmp), timeout)
+    return _run(qmodel, xq, schedule, target, count_input, kernels, Path(work_dir), timeout)
 
 
-def _run(qmodel: QuantizedModel, xq: np.ndarray, schedule: Schedule, target: Target, count_input: bool, smlad: bool,
-         out_dir: Path, timeout: float) -> tuple[Any, M4Run]:
+def _run(qmodel: QuantizedModel, xq: np.ndarray, schedule: Schedule, target: Target, count_input: bool,
+         kernels: Kernels, out_dir: Path, timeout: float) -> tuple[Any, M4Run]:
     project = export_c(qmodel, out_dir, tuple(int(v) for v in xq.shape), schedule, count_input=count_input,
-                       smlad=smlad)
+                       kernels=kernels)
     return run_project(project, xq, target, timeout)
 
 
@@ -120,11 +122,11 @@ def run_project(project: CProject, xq: np.ndarray, target: Target = "qemu",
     write_input(project, xq)
     out_dir = project.out_dir
     if target == "host":
-        toolchain.build_host(out_dir, project.smlad)
+        toolchain.build_host(out_dir, project.kernels)
         data, wall = toolchain.run_host(out_dir, timeout)
         sections: dict[str, int] = {}
     else:
-        elf = toolchain.build_m4(out_dir, project.smlad)
+        elf = toolchain.build_m4(out_dir, project.kernels)
         sections = toolchain.elf_sections(elf)
         data, wall = toolchain.run_qemu(out_dir, timeout)
     outputs, stats = read_outputs(project, data)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Literal
 
 DEBIAN_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm")
 ARM_CFLAGS = ("-std=c99", "-mcpu=cortex-m4", "-mthumb", "-O2", "-ffreestanding", "-nostdlib", "-Wall")
@@ -51,29 +52,41 @@ def _sources(out_dir: Path, platform: str) -> list[str]:
     return srcs
 
 
-def _defines(smlad: bool) -> list[str]:
-    """The optimized kernels (SMLAD on the Cortex-M4, the same blocked C on the host) or the reference loops."""
-    return [] if smlad else ["-DRNN_KERNELS_REFERENCE"]
+Kernels = Literal["optimized", "reference"]
+KERNELS: tuple[Kernels, ...] = ("optimized", "reference")
+
+
+def check_kernels(kernels: str) -> Kernels:
+    """``kernels`` itself, or a ``ValueError`` naming the choices."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+    return kernels
+
+
+def kernel_defines(kernels: Kernels) -> list[str]:
+    """The compiler defines of a kernel build: the optimized kernels (CMSIS-NN's techniques: SMLAD on the
+    Cortex-M4, the same blocked C on the host) or the reference loops (``-DRNN_KERNELS_REFERENCE``)."""
+    return [] if check_kernels(kernels) == "optimized" else ["-DRNN_KERNELS_REFERENCE"]
 
 
 def _compile(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
-def build_host(out_dir: Path, smlad: bool = False) -> Path:
-    """Compile the project with the host's ``cc`` (``smlad``: the optimized kernels, in portable C here)."""
+def build_host(out_dir: Path, kernels: Kernels = "optimized") -> Path:
+    """Compile the project with the host's ``cc`` (the optimized kernels run as portable C here)."""
     cc = shutil.which("cc") or find_tool("gcc")
-    cmd = [cc, *HOST_CFLAGS, *_defines(smlad), "-o", "model_host", *_sources(out_dir, "platform_host.c")]
+    cmd = [cc, *HOST_CFLAGS, *kernel_defines(kernels), "-o", "model_host", *_sources(out_dir, "platform_host.c")]
     res = _compile(cmd, out_dir)
     if res.returncode:
         raise RuntimeError(f"host build failed:\n{res.stderr[-4000:]}")
     return out_dir / "model_host"
 
 
-def build_m4(out_dir: Path, smlad: bool = False) -> Path:
+def build_m4(out_dir: Path, kernels: Kernels = "optimized") -> Path:
     """Compile and link for the Cortex-M4; :class:`RamOverflow` when the static RAM does not fit."""
     gcc = find_tool("arm-none-eabi-gcc")
-    cmd = [gcc, *ARM_CFLAGS, *_defines(smlad), "-T", "m4.ld", "-o", "model_m4.elf",
+    cmd = [gcc, *ARM_CFLAGS, *kernel_defines(kernels), "-T", "m4.ld", "-o", "model_m4.elf",
            *_sources(out_dir, "platform_m4.c"), "-lgcc"]
     res = _compile(cmd, out_dir)
     if res.returncode:
