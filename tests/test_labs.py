@@ -53,6 +53,23 @@ def _wrong_answer(lab: Path) -> tuple[str, str, str, set[str]]:
     return code, consts["REPLACES"], consts["QUESTION"], set(consts.get("ALSO_CAUGHT_BY", ()))
 
 
+def _solution_lines(lab: Path) -> list[str]:
+    """The code lines between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` (and ``# SOLUTION`` lines)."""
+    lines, inside = [], False
+    for cell in _cells(lab):
+        if cell["cell_type"] != "code":
+            continue
+        for line in _source(cell).splitlines():
+            marker = line.strip()
+            if marker in ("# BEGIN SOLUTION", "# END SOLUTION"):
+                inside = marker == "# BEGIN SOLUTION"
+            elif marker.endswith("# SOLUTION"):
+                lines.append(marker.removesuffix("# SOLUTION").strip())
+            elif inside and len(marker) > 12:
+                lines.append(marker)
+    return lines
+
+
 @pytest.fixture(scope="module")
 def assigned(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """``otter assign`` for every lab: ``{lab stem: (output folder, autograder zip)}``."""
@@ -79,7 +96,9 @@ def test_solution_full_student_zero_wrong_answer_loses_its_marks(lab: Path, assi
     assert solution and all(score == possible > 0 for score, possible in solution.values()), solution
 
     student_nb = dist / "student" / lab.name
-    assert "# BEGIN SOLUTION" not in student_nb.read_text()
+    handed_out = "\n".join(_source(c) for c in _cells(student_nb) if c["cell_type"] == "code")
+    leaked = [line for line in _solution_lines(lab) if line in handed_out]
+    assert not leaked, f"solution lines in the handed-out notebook: {leaked}"
     student = grade.grade_notebook(student_nb, autograder)
     assert student.keys() == solution.keys()
     assert all(score == 0 for score, _ in student.values()), student
@@ -161,6 +180,18 @@ def test_install_cell_installs_the_repository_where_the_package_is_missing(lab: 
     (args,), kwargs = run.call_args
     assert args[1:5] == ["-m", "pip", "install", "--quiet"]
     assert args[-1] == f"git+{repository['url']}@{repository['branch']}" and kwargs == {"check": True}
+
+
+#: characters of code that fit the book's code column at a 1280 px wide window (measured in Chromium
+#: on a lab page: about 8.7 px per character in a 666 px column); longer lines scroll sideways
+CODE_COLUMNS = 76
+
+
+@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
+def test_no_code_line_is_wider_than_the_page(lab: Path) -> None:
+    wide = [line for cell in _cells(lab) if cell["cell_type"] == "code"
+            for line in _source(cell).splitlines() if len(line) > CODE_COLUMNS]
+    assert not wide, f"{lab.name}: lines over {CODE_COLUMNS} characters: {wide}"
 
 
 def test_labs_are_a_part_of_the_book() -> None:
