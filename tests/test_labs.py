@@ -96,7 +96,8 @@ def test_solution_full_student_zero_wrong_answer_loses_its_marks(lab: Path, assi
     assert solution and all(score == possible > 0 for score, possible in solution.values()), solution
 
     student_nb = dist / "student" / lab.name
-    handed_out = "\n".join(_source(c) for c in _cells(student_nb) if c["cell_type"] == "code")
+    handed_out = {line.strip() for c in _cells(student_nb) if c["cell_type"] == "code"
+                  for line in _source(c).splitlines()}
     leaked = [line for line in _solution_lines(lab) if line in handed_out]
     assert not leaked, f"solution lines in the handed-out notebook: {leaked}"
     student = grade.grade_notebook(student_nb, autograder)
