@@ -184,8 +184,8 @@ def test_install_cell_installs_the_repository_where_the_package_is_missing(lab: 
 
 
 #: characters of code that fit the book's code column at a 1280 px wide window (measured in Chromium
-#: on a lab page: about 8.7 px per character in a 666 px column); longer lines scroll sideways
-CODE_COLUMNS = 76
+#: on a lab page: about 8.8 px per character in the 666 px column of a collapsed solution)
+CODE_COLUMNS = 75
 
 
 @pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
