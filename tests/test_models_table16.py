@@ -13,7 +13,7 @@ from rnnpool_lite.accounting.profiler import profile
 from rnnpool_lite.models import mobilenetv2_rnnpool, mobilenetv2_rnnpool_table16
 from rnnpool_lite.models.mobilenetv2 import TABLE16_ROWS
 from rnnpool_lite.op.layer import RNNPool2d
-from rnnpool_lite.repro.paper import paper_table
+from rnnpool_lite.paper import paper_table
 
 TABLE16 = paper_table("table16_ablation_mbv2_imagenet10").set_index("row")
 

@@ -29,7 +29,7 @@ from rnnpool_lite.models import (
     register_model,
 )
 from rnnpool_lite.models.registry import MODELS
-from rnnpool_lite.repro.paper import paper_table
+from rnnpool_lite.paper import paper_table
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from rnnpool_lite.accounting.bounds import row_schedule_ram
 from rnnpool_lite.accounting.profiler import Profile, RNNPoolMode, profile
 from rnnpool_lite.models.registry import get_model_spec, paper_model
 from rnnpool_lite.op.layer import RNNPool2d
-from rnnpool_lite.repro.paper import paper_table
+from rnnpool_lite.paper import paper_table
 
 #: Table 2's networks, as the columns of :func:`table2` and the registry's Table 2 cells name them.
 TABLE2_NETWORKS = ("MobileNetV2", "DenseNet121", "MobileNetV2-0.35x")

@@ -39,7 +39,7 @@ VGA = (3, 480, 640)
 
 class Cell(NamedTuple):
     """Where the paper reports a model: table number, row and (where the row holds several models)
-    column, as the shipped paper tables (:func:`rnnpool_lite.repro.paper.paper_table`) name them."""
+    column, as the shipped paper tables (:func:`rnnpool_lite.paper.paper_table`) name them."""
 
     table: int
     row: str

@@ -9,7 +9,7 @@ from importlib import resources
 
 import pandas as pd
 
-_PACKAGE = "rnnpool_lite.repro.paper_tables"
+_PACKAGE = "rnnpool_lite.paper_tables"
 
 
 def available_tables() -> list[str]:
