@@ -84,3 +84,47 @@ def test_the_cycle_check_sees_a_cycle() -> None:
     graph["rnnpool_lite.accounting.profiler"].add("rnnpool_lite.accounting.comparison")  # the old shim
     with pytest.raises(graphlib.CycleError):
         list(graphlib.TopologicalSorter(graph).static_order())
+
+
+#: The package's layers, lowest first: a module may import its own subpackage and any lower layer.
+LAYERS: list[set[str]] = [
+    {"validate", "paper", "paper_tables", "choices", "roles", "stats"},  # leaves: checks, the paper's figures, ...
+    {"op"},                                               # the operator
+    {"models"},                                           # the paper's networks
+    {"accounting", "data", "train", "detection", "m4"},  # what is done with them (no imports between them)
+    {"repro"},                                            # book tooling
+    {"__init__"},                                         # the package's front door
+]
+
+
+def _layer_of(module: str) -> tuple[int, str]:
+    part = module.split(".")[1] if "." in module else "__init__"
+    top = part.removesuffix(".py")
+    for rank, layer in enumerate(LAYERS):
+        if top in layer:
+            return rank, top
+    raise AssertionError(f"{module}: its top-level name {top!r} is in no layer of LAYERS; add it")
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that go sideways or up the layers."""
+    bad = []
+    for module, deps in graph.items():
+        rank, top = _layer_of(module)
+        for dep in deps:
+            dep_rank, dep_top = _layer_of(dep)
+            if dep_top != top and dep_rank >= rank:
+                bad.append(f"{module} -> {dep}")
+    return sorted(bad)
+
+
+def test_layers_import_only_lower_layers() -> None:
+    assert layer_violations(import_graph()) == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    graph = import_graph()
+    graph["rnnpool_lite.op.layer"].add("rnnpool_lite.models.registry")
+    graph["rnnpool_lite.m4.quantize"].add("rnnpool_lite.train.fit")
+    assert layer_violations(graph) == ["rnnpool_lite.m4.quantize -> rnnpool_lite.train.fit",
+                                       "rnnpool_lite.op.layer -> rnnpool_lite.models.registry"]
