@@ -250,7 +250,7 @@ class ScutHead(Dataset):
             bb = obj.find("bndbox")
             if bb is None:
                 raise ValueError(f"{xml}: <object> without <bndbox>")
-            boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
+            boxes.append([float(bb.findtext(k, default="nan")) for k in ("xmin", "ymin", "xmax", "ymax")])
         return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
     def __getitem__(self, index: int):  # noqa: ANN204

@@ -9,6 +9,7 @@ from rnnpool_lite.detection.task import DetectionTask, collate_detection
 
 __all__ = [
     "VARIANCES", "box_iou", "centres", "corners", "decode", "encode", "nms", "average_precision",
-    "wider_subset_ap", "evaluate_detector", "evaluate_subsets", "predict", "MultiBoxLoss", "maxout_background", "match_priors",
+    "wider_subset_ap", "evaluate_detector", "evaluate_subsets", "predict", "MultiBoxLoss", "maxout_background",
+    "match_priors",
     "Detections", "detect", "DetectionTask", "collate_detection",
 ]

@@ -30,14 +30,14 @@ def _as_grey(image: np.ndarray | torch.Tensor) -> np.ndarray:
         if image.dim() != 3 or image.shape[0] not in (1, 3):
             raise ValueError(f"tensor images must be (1 or 3, H, W), got {tuple(image.shape)}")
         image = image.detach().cpu().float().mean(0).numpy()
-    image = np.asarray(image)
-    if image.ndim == 3:
-        if image.shape[-1] not in (3, 4):
-            raise ValueError(f"numpy images must be (H, W) or (H, W, 3), got {image.shape}")
-        image = image[..., :3].mean(-1)
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D or colour image, got shape {image.shape}")
-    return image / 255.0 if image.max() > 1.0 else image.astype(np.float64)
+    array = np.asarray(image)
+    if array.ndim == 3:
+        if array.shape[-1] not in (3, 4):
+            raise ValueError(f"numpy images must be (H, W) or (H, W, 3), got {array.shape}")
+        array = array[..., :3].mean(-1)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D or colour image, got shape {array.shape}")
+    return array / 255.0 if array.max() > 1.0 else array.astype(np.float64)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,8 @@ from rnnpool_lite.detection.postprocess import Detections
 class _IgnoreAwareEval(COCOeval):
     def _prepare(self) -> None:
         super()._prepare()
-        for annotations in self._gts.values():
-            for ann in annotations:
+        for image_annotations in self._gts.values():
+            for ann in image_annotations:
                 ann["ignore"] = int(ann.get("subset_ignore", 0) or ann.get("iscrowd", 0))
 
 
@@ -69,12 +70,15 @@ def average_precision(
         raise ValueError(f"{len(detections)} detection lists for {len(truths)} images")
     if ignore is not None and len(ignore) != len(truths):
         raise ValueError(f"{len(ignore)} ignore masks for {len(truths)} images")
-    images, annotations, results = [], [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for image_id, (det, gt) in enumerate(zip(detections, truths), start=1):
         images.append({"id": image_id})
         gt = _as_boxes(gt, "truths")
-        flags = np.zeros(len(gt), bool) if ignore is None else np.asarray(
-            ignore[image_id - 1].cpu() if isinstance(ignore[image_id - 1], Tensor) else ignore[image_id - 1], bool)
+        mask = None if ignore is None else ignore[image_id - 1]
+        flags = np.zeros(len(gt), bool) if mask is None else np.asarray(
+            mask.cpu() if isinstance(mask, Tensor) else mask, bool)
         if flags.shape != (len(gt),):
             raise ValueError(f"image {image_id - 1}: ignore mask of shape {flags.shape} for {len(gt)} faces")
         for (x1, y1, x2, y2), flag in zip(gt, flags):

@@ -1,7 +1,8 @@
 """Run a trained detector over a dataset and score it: the glue used by the face chapter."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sized
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -52,7 +53,8 @@ def evaluate_subsets(model: nn.Module, subsets: dict[str, Dataset], priors: Tens
     rows = []
     for name, dataset in subsets.items():
         detections, truths, ignore = [], [], []
-        count = len(dataset) if max_images is None else min(max_images, len(dataset))
+        size = len(cast(Sized, dataset))  # map-style datasets: torch's Dataset type does not declare __len__
+        count = size if max_images is None else min(max_images, size)
         for i in range(count):
             image, target = dataset[i]
             height, width = image.shape[-2:]

@@ -41,6 +41,7 @@ class MultiBoxLoss(nn.Module):
             raise ValueError(f"priors must have shape (P, 4), got {tuple(priors.shape)}")
         if neg_pos_ratio < 1 or min_negatives < 0:
             raise ValueError(f"need neg_pos_ratio >= 1 and min_negatives >= 0, got {neg_pos_ratio}, {min_negatives}")
+        self.priors: Tensor
         self.register_buffer("priors", priors.detach().clone(), persistent=False)
         self.neg_pos_ratio = neg_pos_ratio
         self.threshold = threshold
