@@ -250,7 +250,10 @@ class ScutHead(Dataset):
             bb = obj.find("bndbox")
             if bb is None:
                 raise ValueError(f"{xml}: <object> without <bndbox>")
-            boxes.append([float(bb.findtext(k, default="nan")) for k in ("xmin", "ymin", "xmax", "ymax")])
+            corners = [bb.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")]
+            if any(c is None for c in corners):
+                raise ValueError(f"{xml}: <bndbox> without one of xmin, ymin, xmax, ymax")
+            boxes.append([float(c) for c in corners if c is not None])
         return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
     def __getitem__(self, index: int):  # noqa: ANN204
