@@ -171,7 +171,11 @@ def _interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> 
     return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
 
 
-def _forward_backward(fn: Callable[[Tensor], Tensor], x: Tensor, params: list[nn.Parameter]):
+def _forward(fn: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], object]:
+    return lambda: fn(x)
+
+
+def _forward_backward(fn: Callable[[Tensor], Tensor], x: Tensor, params: list[nn.Parameter]) -> Callable[[], None]:
     def run() -> None:
         for p in params:
             p.grad = None
@@ -208,7 +212,7 @@ def bench(batches: list[int], configs: list[str], baselines: list[str], repeats:
             fns = _contenders(layer, baselines)
             with torch.no_grad():
                 diff = (layer(x) - edgeml_rnnpool(layer, x)).abs().max().item()
-                fwd = _interleaved_medians({k: (lambda f=f, x=x: f(x)) for k, f in fns.items()}, repeats)
+                fwd = _interleaved_medians({k: _forward(f, x) for k, f in fns.items()}, repeats)
             params = list(layer.parameters())
             fb = _interleaved_medians({k: _forward_backward(f, x, params) for k, f in fns.items()}, repeats)
             for mode, t in (("forward", fwd), ("forward+backward", fb)):

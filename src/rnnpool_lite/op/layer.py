@@ -81,9 +81,9 @@ def pool_with_cells(layer: RNNPool2d, x: Tensor, geo: PoolGeometry) -> Tensor:
     p1 = torch.addmm(b1[:, None], w1, x.transpose(0, 1).reshape(c, -1)).view(-1, n, height, width)
     # RNN1: rows (n, y, j) read p1[.., y, j sw + t]; columns (n, i, x) read p1[.., i sh + t, x]
     row_steps = p1.unfold(3, kw, sw).permute(4, 0, 1, 2, 3).reshape(kw, rnn1.gates, h1, -1)
-    rows = rnn1.scan(row_steps).view(h1, n, height, wo)
+    rows = rnn1.scan(row_steps.unbind(0)).view(h1, n, height, wo)
     col_steps = p1.unfold(2, kh, sh).permute(4, 0, 1, 2, 3).reshape(kh, rnn1.gates, h1, -1)
-    cols = rnn1.scan(col_steps).view(h1, n, ho, width)
+    cols = rnn1.scan(col_steps.unbind(0)).view(h1, n, ho, width)
     # RNN2 over each patch's kh row summaries and kw column summaries, both directions
     w2, b2 = rnn2.input_weights()
     outs = []
@@ -91,7 +91,7 @@ def pool_with_cells(layer: RNNPool2d, x: Tensor, geo: PoolGeometry) -> Tensor:
         steps = seq.permute(4, 0, 1, 2, 3)
         both = torch.stack([steps, steps.flip(0)], 2).reshape(steps.shape[0], h1, -1)
         q = torch.baddbmm(b2[:, None], w2.expand(steps.shape[0], -1, -1), both)
-        outs.append(rnn2.scan(q.view(q.shape[0], rnn2.gates, h2, -1)).view(h2, 2, n, ho, wo))
+        outs.append(rnn2.scan(q.view(q.shape[0], rnn2.gates, h2, -1).unbind(0)).view(h2, 2, n, ho, wo))
     return torch.cat(outs, 1).permute(2, 1, 0, 3, 4).reshape(n, 4 * h2, ho, wo)
 
 
@@ -183,6 +183,9 @@ class RNNPool2d(nn.Module):
         geo = PoolGeometry.of(self.kernel_size, self.stride, self.output_size(x.shape[2], x.shape[3]))
         if x.shape[0] == 0:
             return x.new_zeros(0, self.out_channels, *geo.out)
+        # the output follows a channels_last input (as convolutions do)
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
         # zero padding, then cut to whole stride blocks (drops rows / columns of no patch)
         rows, cols = geo.size
         pads = (pw, cols - width + pw, ph, rows - height + ph)
@@ -191,10 +194,8 @@ class RNNPool2d(nn.Module):
         rnn1, rnn2 = self.rnn1, self.rnn2
         if (isinstance(rnn1, FastGRNNCell) and isinstance(rnn2, FastGRNNCell)
                 and not rnn1.piecewise_linear and not rnn2.piecewise_linear):
-            channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
             return fused_pool((rnn1, rnn2), x, geo, fmt)
-        return pool_with_cells(self, x, geo)
+        return pool_with_cells(self, x, geo).contiguous(memory_format=fmt)
 
     def extra_repr(self) -> str:
         s = (
