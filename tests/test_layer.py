@@ -91,16 +91,69 @@ def test_gradcheck_gru_lstm(cell):
     assert torch.autograd.gradcheck(lambda x, *p: layer(x), (x, *layer.parameters()), atol=1e-6)
 
 
+def _autograd_path(layer: RNNPool2d):
+    """Patches under which the layer runs through ``pool_with_cells`` and autograd's FastGRNN."""
+    from unittest import mock
+
+    from rnnpool_lite.op import layer as layer_module
+
+    def generic(cells, x, geo, memory_format):
+        return layer_module.pool_with_cells(layer, x, geo).contiguous(memory_format=memory_format)
+
+    return (mock.patch.object(layer_module, "fused_pool", generic),
+            mock.patch.object(FastGRNNCell, "scan", FastGRNNCell._scan_autograd))
+
+
+def _grads(layer: RNNPool2d, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    out = layer(x)
+    return (out, *torch.autograd.grad(out.sin().sum(), [x, *layer.parameters()]))
+
+
 @pytest.mark.parametrize("learn", [True, False])
-def test_hand_written_backward_equals_autograd(learn, monkeypatch):
-    layer = RNNPool2d(3, 4, 4, 2, 1, 3, learn_zeta_nu=learn, dtype=F64)
-    x = torch.randn(3, 3, 9, 8, dtype=F64, requires_grad=True)
-    inputs = [x, *layer.parameters()]
-    fast = torch.autograd.grad(layer(x).sin().sum(), inputs)
-    monkeypatch.setattr(FastGRNNCell, "scan", FastGRNNCell._scan_autograd)
-    slow = torch.autograd.grad(layer(x).sin().sum(), inputs)
+@pytest.mark.parametrize("kernel,stride,padding", [(4, 2, 1), ((3, 5), (2, 3), (0, 2))])
+def test_hand_written_backward_equals_autograd(learn, kernel, stride, padding):
+    layer = RNNPool2d(3, 4, kernel, stride, padding, 3, learn_zeta_nu=learn, dtype=F64)
+    x = torch.randn(3, 3, 9, 11, dtype=F64, requires_grad=True)
+    fast = _grads(layer, x)
+    patch_pool, patch_scan = _autograd_path(layer)
+    with patch_pool, patch_scan:
+        slow = _grads(layer, x)
     for a, b in zip(fast, slow):
         assert (a - b).abs().max().item() < 1e-12
+
+
+def test_chunks_of_images_give_the_batch_result(monkeypatch):
+    """On CPU the fused layer runs a few images at a time; one image per chunk changes nothing."""
+    from rnnpool_lite.op import fused
+
+    layer = RNNPool2d(2, 3, 4, 3, 1, 2, dtype=F64)
+    x = torch.randn(5, 2, 10, 8, dtype=F64, requires_grad=True)
+    whole = _grads(layer, x)
+    monkeypatch.setattr(fused, "CHUNK_SEQUENCES", 1)
+    assert fused.chunk_size(x, fused.PoolGeometry.of((4, 4), (3, 3), (4, 3))) == 1
+    for a, b in zip(whole, _grads(layer, x)):
+        assert (a - b).abs().max().item() < 1e-13
+
+
+@pytest.mark.parametrize("cell", ["fastgrnn", "gru"])
+def test_channels_last_input(cell):
+    """A channels_last input gives the same values and gradients, and a channels_last output."""
+    layer = RNNPool2d(4, 3, 3, 2, 1, 2, cell, dtype=F64)
+    x = torch.randn(2, 4, 9, 8, dtype=F64)
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    x = x.requires_grad_()
+    dense, last = _grads(layer, x), _grads(layer, x_cl)
+    assert last[0].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(dense, last):
+        assert (a - b).abs().max().item() < 1e-13
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_gradcheck_fastgrnn_cell_scan(learn):
+    """The cell's own Function (``FastGRNNCell.forward`` on batch-first sequences)."""
+    cell = FastGRNNCell(3, 4, learn_zeta_nu=learn, dtype=F64)
+    seq = torch.randn(5, 4, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s, *p: cell(s), (seq, *cell.parameters()), atol=1e-6)
 
 
 def test_pooling_defaults_configuration_and_parameters():
@@ -136,8 +189,8 @@ def test_backward_reaches_every_parameter():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_benchmark_plain_implementation_matches_layer():
-    """The benchmark's comparator must compute the same thing, or its ratios mean nothing."""
+def test_benchmark_baselines_match_layer():
+    """The benchmark's comparators must compute the same thing, or its ratios mean nothing."""
     import importlib.util
     from pathlib import Path
 
@@ -145,9 +198,14 @@ def test_benchmark_plain_implementation_matches_layer():
     spec = importlib.util.spec_from_file_location("bench_rnnpool", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    layer = RNNPool2d(3, 4, 4, 2, dtype=F64)
-    x = torch.randn(2, 3, 10, 9, dtype=F64)
-    assert (bench.plain_rnnpool(layer, x) - layer(x)).abs().max().item() < 1e-12
+    layer = RNNPool2d(3, 4, (4, 3), 2, 1, 5, dtype=F64)
+    x = torch.randn(2, 3, 10, 9, dtype=F64, requires_grad=True)
+    ours = _grads(layer, x)
+    for baseline in (bench.edgeml_rnnpool, bench.plain_rnnpool):
+        out = baseline(layer, x)
+        theirs = (out, *torch.autograd.grad(out.sin().sum(), [x, *layer.parameters()]))
+        for a, b in zip(ours, theirs):
+            assert (a - b).abs().max().item() < 1e-12
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

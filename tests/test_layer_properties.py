@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnpool_lite import RNNPool2d
@@ -38,6 +38,39 @@ def test_images_are_pooled_independently(geo, cell):
     together = layer(x)
     alone = torch.cat([layer(x[i : i + 1]) for i in range(3)])
     assert (together - alone).abs().max() < 1e-12
+
+
+@settings(max_examples=25, deadline=None)
+@given(geometry(), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.booleans(), st.booleans())
+def test_fused_layer_equals_autograd_and_reference(geo, channels, h1, h2, learn, channels_last):
+    """FastGRNN's hand-written Function against autograd through the same equations, and the
+    per-patch reference: outputs, input gradients and every parameter's gradient."""
+    from unittest import mock
+
+    from rnnpool_lite.op import layer as layer_module
+    from rnnpool_lite.op.cells import FastGRNNCell
+    from rnnpool_lite.op.reference import rnnpool_reference
+
+    kernel, stride, padding, height, width = geo
+    layer = RNNPool2d(channels, h1, kernel, stride, padding, h2, learn_zeta_nu=learn, dtype=torch.float64)
+    x = torch.randn(2, channels, height, width, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    inputs = [x, *layer.parameters()]
+
+    def run():
+        out = layer(x)
+        return (out, *torch.autograd.grad(out.sin().sum(), inputs, materialize_grads=True))
+
+    fast = run()
+    generic = lambda cells, xb, g, fmt: layer_module.pool_with_cells(layer, xb, g)  # noqa: E731
+    with mock.patch.object(layer_module, "fused_pool", generic), \
+            mock.patch.object(FastGRNNCell, "scan", FastGRNNCell._scan_autograd):
+        slow = run()
+    for a, b in zip(fast, slow):
+        assert (a - b).abs().max() < 1e-10
+    assert (fast[0] - rnnpool_reference(layer, x.detach())).abs().max() < 1e-10
 
 
 @given(st.integers(0, 6).filter(lambda d: d != 4))

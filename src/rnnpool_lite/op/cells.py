@@ -6,13 +6,14 @@ cell here is not stepped one sequence at a time. Each cell splits its work in tw
 * ``input_weights()``: the matrix and bias of the input projection ``W x + b``. RNNPool applies
   it once per pixel, although a pixel appears in several patches and in both sweeps.
 * ``scan(xs)``: the recurrence over projected inputs ``xs``, a sequence of ``T`` tensors
-  ``(gates, hidden, B)`` (or one ``(T, gates, hidden, B)`` tensor), from a zero state, returning the last state ``(hidden, B)``. The
-  only Python loop is over ``T``. The layout is feature-first (the batch is the innermost,
-  contiguous axis): every elementwise op then runs on long contiguous rows, and ``U h`` is one
-  ``(hidden, hidden) @ (hidden, B)`` product.
+  ``(gates, hidden, B)`` (or one ``(T, gates, hidden, B)`` tensor), from a zero state,
+  returning the last state ``(hidden, B)``. The only Python loop is over ``T``. The layout is
+  feature-first (the batch is the innermost, contiguous axis): every elementwise op then runs
+  on long contiguous rows, and ``U h`` is one ``(hidden, hidden) @ (hidden, B)`` product.
 
-Sequences of different lengths share one ``scan``: shorter ones are left-padded and
-``first_step`` (shape ``(B,)``) says at which step each starts; before it the state stays zero.
+FastGRNN's recurrence is also available as two plain functions, :func:`fastgrnn_scan_forward`
+and :func:`fastgrnn_scan_backward`, for callers that run it inside their own autograd Function
+(``rnnpool_lite.op.fused``).
 
 The nonlinearities can be swapped for the piecewise-linear ``quant_sigmoid`` /
 ``quant_tanh`` of the RNNPool paper (from the EdgeML code), which quantize to int8 without loss.
@@ -71,7 +72,7 @@ class RecurrentCell(nn.Module):
         """``(weight (gates*hidden, input), bias (gates*hidden,))`` of the input projection."""
         raise NotImplementedError
 
-    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:  # pragma: no cover
+    def scan(self, xs: Sequence[Tensor]) -> Tensor:  # pragma: no cover - abstract
         """Run over ``T`` projected inputs ``(gates, hidden, B)``; return the last state ``(hidden, B)``."""
         raise NotImplementedError
 
@@ -82,13 +83,6 @@ class RecurrentCell(nn.Module):
         xs = F.linear(x, weight, bias).view(b, t, self.gates, self.hidden_size).permute(1, 2, 3, 0)
         return self.scan(xs.contiguous().unbind(0)).t()
 
-    @staticmethod
-    def _masked(t: int, first_step: Tensor | None, new: Tensor, old: Tensor | None) -> Tensor:
-        if first_step is None:
-            return new
-        started = first_step <= t
-        return torch.where(started, new, torch.zeros_like(new) if old is None else old)
-
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         return s + (", piecewise_linear=True" if self.piecewise_linear else "")
@@ -98,99 +92,126 @@ class _FastGRNNScan(torch.autograd.Function):
     """FastGRNN recurrence with a hand-written backward pass (sigmoid nonlinearities only).
 
     Forward keeps, per step, ``[z, c]`` and the previous state; backward walks the steps in
-    reverse with about a dozen contiguous elementwise ops each (autograd over the same loop
-    records more ops and saves more tensors). The update gate arrives doubled:
-    ``c = tanh(a) = 2 sigmoid(2a) - 1`` (see ``FastGRNNCell.input_weights``), so one in-place
-    sigmoid serves both gates. zeta and nu enter as Python scalars: broadcasting a one-element
+    reverse (see :func:`fastgrnn_scan_backward`); autograd over the same loop records more ops
+    and saves more tensors. zeta and nu enter as Python scalars: broadcasting a one-element
     tensor takes a slow path on CPU.
     """
 
     @staticmethod
-    def forward(ctx, fixed: bool, u: Tensor, zeta: Tensor, nu: Tensor, *xs: Tensor) -> Tensor:
+    def forward(ctx, fixed: bool, u2: Tensor, zeta: Tensor, nu: Tensor, *xs: Tensor) -> Tensor:
         zeta_f, nu_f = float(zeta), float(nu)
         keep = any(ctx.needs_input_grad)  # inference keeps nothing for a backward pass
-        zcs, states = _fastgrnn_forward(list(xs), u, zeta_f, nu_f, fixed, keep)
+        zcs, states = fastgrnn_scan_forward([[x] for x in xs], u2, zeta_f, nu_f, fixed, keep)
         if keep:
-            ctx.save_for_backward(u, zeta, *zcs, *states[:-1])
+            ctx.save_for_backward(u2, zeta, *zcs, *states[:-1])
             ctx.fixed, ctx.zeta, ctx.nu, ctx.steps = fixed, zeta_f, nu_f, len(xs)
         return states[-1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):
-        u, zeta_t, *saved = ctx.saved_tensors
+        u2, zeta_t, *saved = ctx.saved_tensors
         steps = ctx.steps
-        grads, grad_u, grad_zeta, grad_nu = _fastgrnn_backward(
-            grad_h, saved[:steps], saved[steps:], u, ctx.zeta, ctx.nu, ctx.fixed
+        grads: list[Tensor | None] = [None] * steps
+        grad_u2, grad_zeta, grad_nu = fastgrnn_scan_backward(
+            grad_h, saved[:steps], saved[steps:], u2, ctx.zeta, ctx.nu, ctx.fixed,
+            lambda t, g: grads.__setitem__(t, g.clone()),
         )
-        return (None, grad_u, torch.full_like(zeta_t, grad_zeta), torch.full_like(zeta_t, grad_nu), *grads)
+        return (None, grad_u2, grad_zeta.view_as(zeta_t), grad_nu.view_as(zeta_t), *grads)
 
 
-def _fastgrnn_forward(
-    xs: Iterable[Tensor], u: Tensor, zeta: float, nu: float, fixed: bool, keep: bool
+def _columns(s: Tensor, parts: Sequence[Tensor]) -> Iterable[tuple[Tensor, Tensor]]:
+    """Pair each part ``(rows, *batch)`` with its consecutive columns of ``s``, viewed like it."""
+    start = 0
+    for part in parts:
+        size = part[0].numel()
+        yield s[:, start : start + size].view(part.shape), part
+        start += size
+
+
+def fastgrnn_scan_forward(
+    steps: Iterable[Sequence[Tensor]], u2: Tensor, zeta: float, nu: float, fixed: bool, keep: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """All steps: per step ``[z, c]`` and the states ``h_0 .. h_T``.
+    """FastGRNN over projected inputs (update half doubled): ``[z; c]`` per step and the states.
 
-    Without ``keep`` the buffers are reused, only the last state is returned, and ``xs`` may be
-    a generator that refills one buffer per step (each step's input is read before the next).
+    Each step's input comes in parts ``(2 hidden, *batch)``, possibly strided views (the layer
+    reads its steps straight out of projected maps); the parts' batches follow one another in
+    the state. ``u2`` is ``[U; 2 U]`` (see :meth:`FastGRNNCell.recurrent_weights`): ``x_t + u2 h``
+    is one matrix product and an add per part, and one in-place sigmoid gives ``z`` and
+    ``(c + 1) / 2``. Returns ``zcs`` (per step, ``[z; c]``, ``(2 hidden, B)``) and the states
+    ``h_0 = 0, h_1, ..., h_T`` ``(hidden, B)``; without ``keep`` only the last state.
     """
     zcs: list[Tensor] = []
     states: list[Tensor] = []
-    for t, x in enumerate(xs):
-        if t == 0:
-            states.append(x.new_zeros(x.shape[1:]))
-            gates, spare = torch.empty_like(x), torch.empty_like(states[0])
-        h = states[-1]
-        s = torch.empty_like(x) if keep else gates
-        if t == 0:
-            s.copy_(x)
+    hidden = u2.shape[1]
+    h: Tensor | None = None
+    for parts in steps:
+        if h is None:
+            s = parts[0].new_empty(2 * hidden, sum(part[0].numel() for part in parts))
+            for view, part in _columns(s, parts):
+                torch.sigmoid(part, out=view)
+        elif len(parts) == 1 and parts[0].dim() == 2:
+            s = torch.addmm(parts[0], u2, h).sigmoid_()
         else:
-            uh = torch.mm(u, h)
-            torch.add(x[0], uh, out=s[0])
-            torch.add(x[1], uh, alpha=2.0, out=s[1])
-        s.sigmoid_()
-        z, c = s[0], s[1].mul_(2.0).sub_(1.0)
-        new = torch.empty_like(h) if keep or t == 0 else spare
-        if fixed:  # h' = c + z (h - c)
-            torch.lerp(c, h, z, out=new)
+            s = torch.mm(u2, h)
+            for view, part in _columns(s, parts):
+                view.add_(part)
+            s.sigmoid_()
+        z, c = s[:hidden], s[hidden:].mul_(2.0).sub_(1.0)
+        if h is None:  # h_0 = 0: h_1 = c (zeta (1 - z) + nu)
+            new = torch.addcmul(c, z, c, value=-1.0) if fixed else torch.addcmul(c * (zeta + nu), z, c, value=-zeta)
+            if keep:
+                states.append(torch.zeros_like(new))
+        elif fixed:  # h' = c + z (h - c)
+            new = torch.lerp(c, h, z)
         else:  # h' = (zeta + nu) c + z (h - zeta c)
-            torch.add(h, c, alpha=-zeta, out=new).mul_(z).add_(c, alpha=zeta + nu)
+            new = torch.add(h, c, alpha=-zeta).mul_(z).add_(c, alpha=zeta + nu)
         if keep:
             zcs.append(s)
             states.append(new)
         else:
-            states, spare = [new], h
+            states = [new]
+        h = new
     return zcs, states
 
 
-def _fastgrnn_backward(
-    grad_h: Tensor, zcs: Sequence[Tensor], states: Sequence[Tensor], u: Tensor, zeta: float,
-    nu: float, fixed: bool,
-) -> tuple[list[Tensor], Tensor, float, float]:
-    """Backward through all steps: per-step input gradients, ``dU``, ``dzeta`` and ``dnu``."""
-    grads = [torch.empty_like(zc) for zc in zcs]
-    grad_u = torch.zeros_like(u)
-    grad_zeta = grad_nu = 0.0
+def fastgrnn_scan_backward(
+    grad_h: Tensor, zcs: Sequence[Tensor], states: Sequence[Tensor], u2: Tensor, zeta: float,
+    nu: float, fixed: bool, emit: Callable[[int, Tensor], None],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward of :func:`fastgrnn_scan_forward` from the last state's gradient ``grad_h``.
+
+    Calls ``emit(t, grad_x_t)`` for every step, last step first, with the gradient of step
+    ``t``'s input ``(2 hidden, B)`` in a buffer that is reused for the next call (add it
+    somewhere or copy it). Returns the gradients of ``u2``, ``zeta`` and ``nu`` (0-d tensors,
+    zero when ``fixed``).
+    """
+    hidden = u2.shape[1]
+    grad_u2 = torch.zeros_like(u2)
+    sum_dhc = grad_h.new_zeros(())  # sum of dh * c over all steps: d nu
+    sum_dhzc = grad_h.new_zeros(())  # sum of dh * z * c: d zeta = sum_dhc - sum_dhzc
+    ds = torch.empty_like(zcs[-1])
+    ds_z, ds_c = ds[:hidden], ds[hidden:]
     dh = grad_h.contiguous()
     for t in reversed(range(len(zcs))):
-        z, c, h_prev, g = zcs[t][0], zcs[t][1], states[t], grads[t]
+        z, c, h_prev = zcs[t][:hidden], zcs[t][hidden:], states[t]
+        dhz = dh * z
+        # through z = sigmoid(.): dh z (1 - z) (h - zeta c)
+        torch.add(h_prev, c, alpha=-zeta, out=ds_z).mul_(dhz)
+        ds_z.addcmul_(ds_z, z, value=-1.0)
+        # through c = 2 sigmoid(.) - 1 (input doubled): dc (1 - c^2) / 2, dc = (zeta + nu) dh - zeta dh z
         if fixed:
-            dz = torch.sub(h_prev, c).mul_(dh)
-            dc = torch.addcmul(dh, dh, z, value=-1.0)
+            torch.sub(dh, dhz, out=ds_c)
         else:
-            dz = torch.add(h_prev, c, alpha=-zeta).mul_(dh)
-            dhc = dh * c
-            sum_dhc = float(dhc.sum())
-            grad_nu += sum_dhc
-            grad_zeta += sum_dhc - float((dhc * z).sum())
-            dc = torch.mul(z, -zeta).add_(zeta + nu).mul_(dh)
-        torch.mul(dz, torch.addcmul(z, z, z, value=-1.0), out=g[0])  # sigmoid'
-        torch.addcmul(dc, dc, c * c, value=-1.0, out=g[1]).mul_(0.5)  # (1 - c^2) / 2
+            torch.mul(dh, zeta + nu, out=ds_c).sub_(dhz, alpha=zeta)
+            sum_dhc += torch.dot(dh.view(-1), c.reshape(-1))
+            sum_dhzc += torch.dot(dhz.view(-1), c.reshape(-1))
+        ds_c.addcmul_(ds_c * c, c, value=-1.0).mul_(0.5)
         if t > 0:
-            d_uh = torch.add(g[0], g[1], alpha=2.0)
-            grad_u.addmm_(d_uh, h_prev.t())
-            dh = torch.addmm(dh * z, u.t(), d_uh)
-    return grads, grad_u, grad_zeta, grad_nu
+            grad_u2.addmm_(ds, h_prev.t())
+            dh = torch.addmm(dhz, u2.t(), ds)
+        emit(t, ds)
+    return grad_u2, sum_dhc - sum_dhzc, sum_dhc
 
 
 class FastGRNNCell(RecurrentCell):
@@ -264,37 +285,31 @@ class FastGRNNCell(RecurrentCell):
         weight = torch.cat([self.W, scale * self.W])
         return weight, torch.cat([self.bias_gate, scale * self.bias_update])
 
-    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
-        if not self.piecewise_linear and first_step is None:
-            return _FastGRNNScan.apply(not self.learn_zeta_nu, self.U, self.zeta, self.nu, *xs)
-        return self._scan_autograd(xs, first_step)
+    def recurrent_weights(self) -> Tensor:
+        """``[U; 2 U]``: ``U h`` for both gates, the update half doubled like :meth:`input_weights`."""
+        return torch.cat([self.U, 2.0 * self.U])
 
-    def scan_streaming(self, xs: Iterable[Tensor]) -> Tensor:
-        """Inference-only scan over step inputs that may share one buffer (no autograd).
-
-        Lets RNNPool gather each step into the same buffer instead of materializing all ``T``.
-        """
+    def scan(self, xs: Sequence[Tensor]) -> Tensor:
         if self.piecewise_linear:
-            return self._scan_autograd([x.clone() for x in xs])
-        zeta, nu = float(self.zeta), float(self.nu)
-        return _fastgrnn_forward(xs, self.U, zeta, nu, not self.learn_zeta_nu, keep=False)[1][-1]
+            return self._scan_autograd(xs)
+        steps = [x.reshape(2 * self.hidden_size, -1) for x in xs]
+        h = _FastGRNNScan.apply(not self.learn_zeta_nu, self.recurrent_weights(), self.zeta, self.nu, *steps)
+        return h
 
-    def _scan_autograd(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
-        """The same recurrence through autograd (piecewise-linear, or unequal lengths)."""
+    def _scan_autograd(self, xs: Sequence[Tensor]) -> Tensor:
+        """The same recurrence through autograd (the piecewise-linear cell; tests check the fast one against it)."""
         gate_scale = xs[0].new_tensor([1.0, 1.0 if self.piecewise_linear else 2.0]).view(2, 1, 1)
         zeta, nu = self.zeta, self.nu
         h: Tensor | None = None
-        for t in range(len(xs)):
-            pre = xs[t] if h is None else torch.addcmul(xs[t], self.U @ h, gate_scale)
+        for x in xs:
+            pre = x if h is None else torch.addcmul(x, self.U @ h, gate_scale)
             if self.piecewise_linear:
                 z, c = quant_sigmoid(pre[0]), quant_tanh(pre[1])
             else:
                 s = torch.sigmoid(pre)
                 z, c = s[0], 2.0 * s[1] - 1.0
             new = (zeta * (1.0 - z) + nu) * c
-            if h is not None:
-                new = new + z * h
-            h = self._masked(t, first_step, new, h)
+            h = new if h is None else new + z * h
         assert h is not None
         return h
 
@@ -328,7 +343,7 @@ class GRUCell(_TorchGatedCell):
     def input_weights(self) -> tuple[Tensor, Tensor]:
         return self.weight_ih, self.bias_ih
 
-    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+    def scan(self, xs: Sequence[Tensor]) -> Tensor:
         hsz = self.hidden_size
         bhh = self.bias_hh.view(3, hsz, 1)
         h: Tensor | None = None
@@ -338,8 +353,7 @@ class GRUCell(_TorchGatedCell):
             rz = self._sigmoid(x[:2] + hp[:2])
             r, z = rz[0], rz[1]
             n = self._tanh(torch.addcmul(x[2], r, hp[2]))
-            new = n - z * n if h is None else torch.lerp(n, h, z)
-            h = self._masked(t, first_step, new, h)
+            h = n - z * n if h is None else torch.lerp(n, h, z)
         assert h is not None
         return h
 
@@ -353,7 +367,7 @@ class LSTMCell(_TorchGatedCell):
         # both biases are added once per position; the step only adds U h
         return self.weight_ih, self.bias_ih + self.bias_hh
 
-    def scan(self, xs: Sequence[Tensor], first_step: Tensor | None = None) -> Tensor:
+    def scan(self, xs: Sequence[Tensor]) -> Tensor:
         hsz = self.hidden_size
         h: Tensor | None = None
         c: Tensor | None = None
@@ -361,10 +375,8 @@ class LSTMCell(_TorchGatedCell):
             g = xs[t] if h is None else xs[t] + (self.weight_hh @ h).view(4, hsz, -1)
             i, f, o = self._sigmoid(g[0]), self._sigmoid(g[1]), self._sigmoid(g[3])
             cand = self._tanh(g[2])
-            c_new = i * cand if c is None else torch.addcmul(i * cand, f, c)
-            h_new = o * self._tanh(c_new)
-            c = self._masked(t, first_step, c_new, c)
-            h = self._masked(t, first_step, h_new, h)
+            c = i * cand if c is None else torch.addcmul(i * cand, f, c)
+            h = o * self._tanh(c)
         assert h is not None
         return h
 

@@ -17,14 +17,17 @@ How it is computed fast (the result is the same as the per-patch definition, see
   summaries; RNN1 runs once per (image row, horizontal patch position), and once per (image
   column, vertical patch position) for the columns - not once per patch.
 * The input projection ``W x`` of RNN1 is computed once per pixel, that of RNN2 once per summary.
-* The row and column sweeps of RNN1 are one batched recurrence; the four RNN2 sweeps are another.
-  The only Python loop is over time steps (at most the kernel size).
+* All sequences of a sweep direction are one batched recurrence, and the four RNN2 sweeps are
+  one (two when ``kh != kw``); the only Python loop is over time steps (at most the kernel size).
+* With FastGRNN cells (the paper's) the whole layer is one autograd Function with a
+  hand-written backward, run a few images at a time so that its tensors stay in cache
+  (``rnnpool_lite.op.fused``). GRU, LSTM and the piecewise-linear FastGRNN run the same
+  schedule through autograd (:func:`pool_with_cells`).
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnpool_lite.op.cells import FastGRNNCell, RecurrentCell, make_cell
+from rnnpool_lite.op.fused import PoolGeometry, fused_pool
 
 IntPair = int | tuple[int, int]
 
@@ -63,126 +67,32 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-class _Group(NamedTuple):
-    """One group of sequences read from a source map: see :func:`_gather_steps`."""
+def pool_with_cells(layer: RNNPool2d, x: Tensor, geo: PoolGeometry) -> Tensor:
+    """RNNPool of ``x`` ``(N, C, bh sh, bw sw)`` (cut to blocks) through the cells' ``scan`` and autograd.
 
-    source: int  # index into the source tensors
-    dim: int  # axis along which the sequence advances
-    stride: int  # distance between the starts of neighbouring sequences along ``dim``
-    count: int  # number of sequence starts along ``dim``
-    length: int  # sequence length
-    reverse: bool  # read the sequence backwards
-
-
-def _slab(src: Tensor, dim: int, start: int, stride: int, count: int) -> Tensor:
-    """``src`` at positions ``start, start + stride, ...`` (``count`` of them) along ``dim``."""
-    index = [slice(None)] * src.dim()
-    index[dim] = slice(start, start + stride * (count - 1) + 1, stride)
-    return src[tuple(index)]
-
-
-class _StepLayout:
-    """Where each group's slab goes in a step's ``(G, B)`` input, and how to fill a step."""
-
-    def __init__(self, groups: Sequence[_Group], sources: Sequence[Tensor]) -> None:
-        self.groups = groups
-        self.slabs = [tuple(_slab(sources[g.source], g.dim, 0, g.stride, g.count).shape) for g in groups]
-        self.sizes = [math.prod(shape[1:]) for shape in self.slabs]
-        self.width, self.total = sources[0].shape[0], sum(self.sizes)
-
-    def pieces(self, step: Tensor, t: int, steps: int):
-        """For step ``t``: each group's ``(group, part of step viewed as its slab, position)``.
-
-        ``step`` is a ``(G, B)`` step tensor; the position is ``None`` before a short group starts.
-        """
-        start = 0
-        for g, shape, size in zip(self.groups, self.slabs, self.sizes):
-            local = t - (steps - g.length)
-            pos = None if local < 0 else (g.length - 1 - local if g.reverse else local)
-            yield g, step[:, start : start + size].view(shape), pos
-            start += size
-
-    def fill(self, out: Tensor, t: int, steps: int, sources: Sequence[Tensor]) -> None:
-        """Write step ``t`` of every group into ``out`` (zeros before a short group starts)."""
-        for g, dest, pos in self.pieces(out, t, steps):
-            if pos is None:
-                dest.zero_()
-            else:
-                dest.copy_(_slab(sources[g.source], g.dim, pos, g.stride, g.count))
-
-    def add_back(self, grads: Sequence[Tensor], grad: Tensor, t: int, steps: int) -> None:
-        """Add step ``t``'s gradient back into the sources' gradients (inverse of ``fill``)."""
-        for g, piece, pos in self.pieces(grad, t, steps):
-            if pos is not None:
-                _slab(grads[g.source], g.dim, pos, g.stride, g.count).add_(piece)
-
-
-def _stream_steps(groups: Sequence[_Group], sources: Sequence[Tensor], gates: int, hidden: int):
-    """Yield each step's ``(gates, hidden, B)`` input, refilling one buffer (inference only)."""
-    layout = _StepLayout(groups, sources)
-    steps = max(g.length for g in groups)
-    out = sources[0].new_empty(layout.width, layout.total)
-    for t in range(steps):
-        layout.fill(out, t, steps, sources)
-        yield out.view(gates, hidden, -1)
-
-
-class _GatherSteps(torch.autograd.Function):
-    """Gather the per-step inputs ``(G, B)`` of all sequences from the maps they live in.
-
-    A sequence that starts at position ``p`` along ``dim`` reads ``p, p + 1, ..., p + L - 1``; at
-    step ``t`` the inputs of all sequences of a group are therefore one strided slab of the
-    source, copied with a single ``copy_`` (groups shorter than ``T`` are left-padded with
-    zeros). Backward adds each step's gradient slab back in place. Written as a Function
-    because autograd through per-step slicing would allocate a full-size gradient per step;
-    one tensor per step (not one ``(T, G, B)`` block) keeps each allocation in malloc's heap.
+    Works with every cell; the layer uses it for GRU, LSTM and piecewise-linear FastGRNN.
+    Each sweep's inputs are gathered once with :meth:`torch.Tensor.unfold` (sliding windows).
     """
-
-    @staticmethod
-    def forward(ctx, steps: int, groups: tuple[_Group, ...], *sources: Tensor) -> tuple[Tensor, ...]:
-        layout = _StepLayout(groups, sources)
-        outs = []
-        for t in range(steps):
-            out = sources[0].new_empty(layout.width, layout.total)
-            layout.fill(out, t, steps, sources)
-            outs.append(out)
-        ctx.layout = layout
-        ctx.source_shapes = [src.shape for src in sources]
-        return tuple(outs)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grad_outs: Tensor):
-        grads = [grad_outs[0].new_zeros(shape) for shape in ctx.source_shapes]
-        steps = len(grad_outs)
-        for t, grad in enumerate(grad_outs):
-            if grad is not None:
-                ctx.layout.add_back(grads, grad.contiguous(), t, steps)
-        return (None, None, *grads)
-
-
-def _sweep(cell: RecurrentCell, groups: Sequence[_Group], *sources: Tensor) -> Tensor:
-    """Run ``cell`` over all sequences of ``groups`` (read from ``sources``): ``(hidden, B)``.
-
-    Sequences shorter than the longest are left-padded and start later (``first_step``). In
-    inference with equal lengths, a FastGRNN cell reads each step from one reused buffer.
-    """
-    steps = max(g.length for g in groups)
-    equal = all(g.length == steps for g in groups)
-    needs_grad = torch.is_grad_enabled() and (
-        any(s.requires_grad for s in sources) or any(p.requires_grad for p in cell.parameters())
-    )
-    if equal and not needs_grad and isinstance(cell, FastGRNNCell):
-        return cell.scan_streaming(_stream_steps(groups, sources, cell.gates, cell.hidden_size))
-    outs = _GatherSteps.apply(steps, tuple(groups), *sources)
-    xs = [o.view(cell.gates, cell.hidden_size, -1) for o in outs]
-    if equal:
-        return cell.scan(xs)
-    counts = [_slab(sources[g.source], g.dim, 0, g.stride, g.count)[0].numel() for g in groups]
-    first_step = torch.cat(
-        [torch.full((n,), steps - g.length, device=outs[0].device) for n, g in zip(counts, groups)]
-    )
-    return cell.scan(xs, first_step)
+    rnn1, rnn2 = layer.rnn1, layer.rnn2
+    (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
+    n, c, height, width = x.shape
+    h1, h2 = rnn1.hidden_size, rnn2.hidden_size
+    w1, b1 = rnn1.input_weights()
+    p1 = torch.addmm(b1[:, None], w1, x.transpose(0, 1).reshape(c, -1)).view(-1, n, height, width)
+    # RNN1: rows (n, y, j) read p1[.., y, j sw + t]; columns (n, i, x) read p1[.., i sh + t, x]
+    row_steps = p1.unfold(3, kw, sw).permute(4, 0, 1, 2, 3).reshape(kw, rnn1.gates, h1, -1)
+    rows = rnn1.scan(row_steps.unbind(0)).view(h1, n, height, wo)
+    col_steps = p1.unfold(2, kh, sh).permute(4, 0, 1, 2, 3).reshape(kh, rnn1.gates, h1, -1)
+    cols = rnn1.scan(col_steps.unbind(0)).view(h1, n, ho, width)
+    # RNN2 over each patch's kh row summaries and kw column summaries, both directions
+    w2, b2 = rnn2.input_weights()
+    outs = []
+    for seq in (rows.unfold(2, kh, sh), cols.unfold(3, kw, sw)):  # (h1, n, ho, wo, T)
+        steps = seq.permute(4, 0, 1, 2, 3)
+        both = torch.stack([steps, steps.flip(0)], 2).reshape(steps.shape[0], h1, -1)
+        q = torch.baddbmm(b2[:, None], w2.expand(steps.shape[0], -1, -1), both)
+        outs.append(rnn2.scan(q.view(q.shape[0], rnn2.gates, h2, -1).unbind(0)).view(h2, 2, n, ho, wo))
+    return torch.cat(outs, 1).permute(2, 1, 0, 3, 4).reshape(n, 4 * h2, ho, wo)
 
 
 class RNNPool2d(nn.Module):
@@ -268,43 +178,24 @@ class RNNPool2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        n, c = x.shape[:2]
-        if ph or pw:
-            x = F.pad(x, (pw, pw, ph, ph))
-        ho, wo = pooled_size(x.shape[2], kh, sh, 0), pooled_size(x.shape[3], kw, sw, 0)
-        if n == 0:
-            return x.new_zeros(0, self.out_channels, ho, wo)
+        (ph, pw) = self.padding
+        height, width = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+        geo = PoolGeometry.of(self.kernel_size, self.stride, self.output_size(x.shape[2], x.shape[3]))
+        if x.shape[0] == 0:
+            return x.new_zeros(0, self.out_channels, *geo.out)
+        # the output follows a channels_last input (as convolutions do)
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        # zero padding, then cut to whole stride blocks (drops rows / columns of no patch)
+        rows, cols = geo.size
+        pads = (pw, cols - width + pw, ph, rows - height + ph)
+        if any(pads):
+            x = F.pad(x, pads)
         rnn1, rnn2 = self.rnn1, self.rnn2
-        h2 = self.hidden_size2
-
-        # RNN1 input projection, once per pixel: (G1, N, H, W), feature-first. The whole map is
-        # projected; rows / columns beyond the last patch (at most stride - 1 of them) make a few
-        # wasted sequences, which is cheaper than cropping (the crop's backward zero-fills a
-        # gradient the size of the input).
-        w1, b1 = rnn1.input_weights()
-        height, width = x.shape[2:]
-        pixels = x.transpose(0, 1).reshape(c, -1)
-        p1 = torch.addmm(b1[:, None], w1, pixels).view(-1, n, height, width)
-        # Row sequences (n, image row y, patch column j) read p1[.., y, j*sw + t]; column
-        # sequences (n, patch row i, image column x) read p1[.., i*sh + t, x]: one recurrence.
-        summaries = _sweep(rnn1, [_Group(0, 3, sw, wo, kw, False), _Group(0, 2, sh, ho, kh, False)], p1)
-
-        # RNN2 input projection, once per summary; then the four sweeps of every patch at once.
-        w2, b2 = rnn2.input_weights()
-        p2 = torch.addmm(b2[:, None], w2, summaries)
-        n_rows = n * height * wo
-        rows = p2[:, :n_rows].view(-1, n, height, wo)  # row summaries, indexed (n, y, j)
-        cols = p2[:, n_rows:].view(-1, n, ho, width)  # column summaries, indexed (n, i, x)
-        groups2 = [
-            _Group(0, 2, sh, ho, kh, False),
-            _Group(0, 2, sh, ho, kh, True),
-            _Group(1, 3, sw, wo, kw, False),
-            _Group(1, 3, sw, wo, kw, True),
-        ]
-        out = _sweep(rnn2, groups2, rows, cols)  # (h2, 4*N*ho*wo)
-        # (h2, [sweep, n, i, j]) -> (n, [sweep, h2], i, j)
-        return out.view(h2, 4, n, ho, wo).permute(2, 1, 0, 3, 4).reshape(n, self.out_channels, ho, wo)
+        if (isinstance(rnn1, FastGRNNCell) and isinstance(rnn2, FastGRNNCell)
+                and not rnn1.piecewise_linear and not rnn2.piecewise_linear):
+            return fused_pool((rnn1, rnn2), x, geo, fmt)
+        return pool_with_cells(self, x, geo).contiguous(memory_format=fmt)
 
     def extra_repr(self) -> str:
         s = (
