@@ -9,7 +9,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from rnnpool_lite.train import MultiLabelTask, TrainConfig, cosine_lr, fit, load_checkpoint, save_checkpoint
+from rnnpool_lite.train import (
+    MultiLabelTask,
+    TrainConfig,
+    choose_execution,
+    cosine_lr,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rnnpool_lite.validate import ParameterError, ParameterTypeError
 
 
@@ -267,3 +275,55 @@ def test_zero_lr_is_a_control_run_that_updates_no_weight():
         assert torch.equal(param.detach(), before[name]), name
     assert not torch.equal(after["1.running_mean"], before["1.running_mean"])
     assert cosine_lr(3, 10, 0.0) == 0.0
+
+
+class Plain(Dataset):
+    """The same items as a TensorDataset, but not one: fit reads it item by item through a DataLoader."""
+
+    def __init__(self, base: TensorDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+def test_tensor_datasets_are_batched_by_indexing_with_the_dataloaders_numbers():
+    by_indexing = run(epochs=2, train=blobs())
+    per_item = run(epochs=2, train=Plain(blobs()))
+    pd.testing.assert_frame_equal(numbers(by_indexing.history), numbers(per_item.history), check_exact=True)
+
+
+def test_fit_picks_channels_last_for_models_with_2d_convolutions():
+    cpu = torch.device("cpu")
+    assert choose_execution(tiny_net(), cpu).channels_last
+    assert not choose_execution(nn.Linear(6, 2), cpu).channels_last
+    assert not choose_execution(tiny_net(), cpu, layout="nchw").channels_last
+    assert choose_execution(tiny_net(), cpu).autocast_dtype is None  # bf16 only when asked
+    assert choose_execution(tiny_net(), cpu, precision="bf16").autocast_dtype == torch.bfloat16
+    # the model comes back in the default layout, whatever layout it trained in
+    result = run(epochs=1)
+    assert all(p.is_contiguous() for p in result.model.parameters())
+
+
+def test_fast_path_on_and_off_agree():
+    """channels_last changes only the float rounding: the same run in NCHW ends with the same numbers."""
+    fast, eager = run(epochs=3), run(epochs=3, layout="nchw", precision="fp32")
+    pd.testing.assert_frame_equal(numbers(fast.history), numbers(eager.history), rtol=1e-4)
+    bf16 = run(epochs=3, precision="bf16")  # opt-in autocast: close, not equal
+    assert bf16.history["train_loss"].to_numpy() == pytest.approx(eager.history["train_loss"].to_numpy(), rel=0.05)
+
+
+def test_resume_refuses_another_layout(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="layout"):
+        run(tmp_path, epochs=1, layout="nchw")
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(layout="nhwc"), "^parameter layout='nhwc'"),
+                                           (dict(precision="fp16"), "^parameter precision='fp16'")])
+def test_bad_execution_settings(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        TrainConfig(**kwargs)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnpool_lite import validate
+from rnnpool_lite.train.execution import LAYOUTS, PRECISIONS, Layout, Precision
 from rnnpool_lite.train.tasks import ClassificationTask, Task
 
 # settings that must agree between a checkpoint and the run resuming from it
@@ -44,6 +45,10 @@ class TrainConfig:
             ``train``) into the model before returning.
         progress: a tqdm bar per epoch and one line of metrics after it.
         grad_clip: clip the gradients' global norm to this value (``None``: no clipping).
+        layout: ``"auto"`` (``channels_last`` for models with a 2-D convolution on CPU and CUDA),
+            ``"channels_last"`` or ``"nchw"`` (eager PyTorch's default, the slower path).
+        precision: ``"auto"`` (float32: see :mod:`.execution` for why bf16 is not a default),
+            ``"fp32"`` or ``"bf16"`` (autocast).
 
     Distributed training needs no setting: ``fit`` joins the process group that ``torchrun``
     describes in the environment, or one the caller initialised.
@@ -64,6 +69,8 @@ class TrainConfig:
     restore_best: bool = True
     progress: bool = True
     grad_clip: float | None = None
+    layout: Layout = "auto"
+    precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
@@ -83,6 +90,8 @@ class TrainConfig:
             validate.fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")
         for name in ("resume", "restore_best", "progress"):
             validate.one_of(name, getattr(self, name), (True, False))
+        validate.one_of("layout", self.layout, LAYOUTS)
+        validate.one_of("precision", self.precision, PRECISIONS)
         if not isinstance(self.task, Task):
             validate.fail("task", self.task, "an object with monitor, mode, collate_fn, loss and stats",
                           validate.ParameterTypeError)

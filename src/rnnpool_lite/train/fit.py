@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,12 +35,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset, default_collate
 from tqdm import tqdm
 
 from rnnpool_lite.train.checkpoint import load_checkpoint, save_checkpoint
 from rnnpool_lite.train.config import TrainConfig
 from rnnpool_lite.train.distributed import World, all_reduce_sums, current_world, init_from_env
+from rnnpool_lite.train.execution import Execution, choose_execution
 from rnnpool_lite.train.lr_schedule import cosine_lr
 from rnnpool_lite.train.seeding import epoch_seed, seed_everything, seed_worker
 from rnnpool_lite.train.tasks import Task
@@ -68,19 +69,9 @@ def choose_device(device: str | torch.device | None = None, world: World | None 
     return torch.device("cpu")
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors nested in tuples, lists and dicts to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
 def _state_to_cpu(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+    """A CPU copy in the default layout, whatever layout the run trains in."""
+    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in state.items()}
 
 
 def _detach(output: Any) -> Any:
@@ -125,14 +116,20 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
+def _settings(config: TrainConfig, execution: Execution) -> dict[str, Any]:
+    """What a checkpoint records and a resumed run must repeat to continue it bitwise."""
+    return config.resume_settings() | execution.settings()
+
+
+def _resume(config: TrainConfig, execution: Execution, model: nn.Module,
+            optimizer: torch.optim.Optimizer) -> _Progress:
     """Load ``config.checkpoint`` into ``model`` and ``optimizer`` when resuming, else start afresh."""
     fresh = _Progress(best=BestEpoch(config.task.mode))
     path = config.checkpoint
     if path is None or not config.resume or not Path(path).is_file():
         return fresh
     state = load_checkpoint(path)
-    saved, now = state["config"], config.resume_settings()
+    saved, now = state["config"], _settings(config, execution)
     clashes = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if clashes:
         raise ValueError(f"checkpoint {path} was written with other settings (saved, now): {clashes}")
@@ -142,13 +139,22 @@ def _resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimi
                      history=[dict(row) for row in state["history"]])
 
 
-def _save(config: TrainConfig, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-          progress: _Progress) -> None:
+def _save(config: TrainConfig, execution: Execution, epoch: int, model: nn.Module,
+          optimizer: torch.optim.Optimizer, progress: _Progress) -> None:
     """Write the state a resumed run needs, after ``epoch`` (1-based) finished."""
     assert config.checkpoint is not None
-    save_checkpoint({"epoch": epoch, "config": config.resume_settings(), "model": _state_to_cpu(model.state_dict()),
+    save_checkpoint({"epoch": epoch, "config": _settings(config, execution), "model": _state_to_cpu(model.state_dict()),
                      "optimizer": optimizer.state_dict(), "history": progress.history,
                      "best": progress.best.as_dict()}, Path(config.checkpoint))
+
+
+def _tensor_batches(dataset: TensorDataset, indices: Sequence[int], batch_size: int) -> Iterator[tuple[Tensor, ...]]:
+    """The batches a DataLoader with ``default_collate`` would stack from ``dataset[i]``, taken by
+    indexing its tensors once per batch instead of one Python call per item (same values, same order)."""
+    order = torch.as_tensor(list(indices), dtype=torch.int64)
+    for start in range(0, len(order), batch_size):
+        pick = order[start:start + batch_size]
+        yield tuple(t[pick] for t in dataset.tensors)
 
 
 @dataclass
@@ -171,9 +177,15 @@ class _Loaders:
     def val_steps(self) -> int:
         return 0 if self.val is None else math.ceil(len(self.val) / self.local_batch)  # type: ignore[arg-type]
 
+    def _by_indexing(self, dataset: Dataset) -> bool:
+        return (isinstance(dataset, TensorDataset) and self.config.num_workers == 0
+                and self.config.task.collate_fn is default_collate)
+
     def train_epoch(self, epoch: int) -> Iterable[Any]:
         """Epoch ``epoch``'s shuffled batches, with workers seeded from (seed, epoch, rank)."""
         self.sampler.set_epoch(epoch)
+        if self._by_indexing(self.train):
+            return _tensor_batches(self.train, list(self.sampler), self.local_batch)  # type: ignore[arg-type]
         rng = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch, self.world.rank))
         return DataLoader(self.train, batch_size=self.local_batch, sampler=self.sampler,
                           num_workers=self.config.num_workers, collate_fn=self.config.task.collate_fn,
@@ -181,6 +193,8 @@ class _Loaders:
 
     def val_batches(self) -> Iterable[Any]:
         assert self.val is not None
+        if isinstance(self.val, Subset) and self._by_indexing(self.val.dataset):
+            return _tensor_batches(self.val.dataset, self.val.indices, self.local_batch)  # type: ignore[arg-type]
         return DataLoader(self.val, batch_size=self.local_batch, shuffle=False, num_workers=self.config.num_workers,
                           collate_fn=self.config.task.collate_fn, worker_init_fn=seed_worker)
 
@@ -195,7 +209,24 @@ def _loaders(train: Dataset, val: Dataset | None, config: TrainConfig, world: Wo
                     pin_memory=device.type == "cuda")
 
 
-def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, device: torch.device,
+def train_step(model: nn.Module, inputs: Any, targets: Any, task: Task, execution: Execution,
+               optimizer: torch.optim.Optimizer | None, grad_clip: float | None = None) -> tuple[Any, Tensor]:
+    """Forward, loss and (with an ``optimizer``) one SGD update; returns the output and the loss.
+
+    ``inputs`` and ``targets`` are on the device already (``execution.inputs``)."""
+    with execution.autocast():
+        output = model(inputs)
+        loss = task.loss(output, targets)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return output, loss
+
+
+def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, execution: Execution,
                optimizer: torch.optim.Optimizer | None = None, lr_at: Callable[[int], float] | None = None,
                first_step: int = 0, bar: tqdm | None = None, grad_clip: float | None = None) -> dict[str, float]:
     """One pass over ``batches``; trains when ``optimizer`` is given. Returns this rank's sums."""
@@ -204,20 +235,13 @@ def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, device: tor
     model.train(training)
     with torch.set_grad_enabled(training):
         for i, batch in enumerate(batches):
-            inputs, targets = to_device(batch, device)
+            inputs, targets = execution.inputs(batch)
             if optimizer is not None and lr_at is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(first_step + i)
-            output = model(inputs)
-            loss = task.loss(output, targets)
+            output, loss = train_step(model, inputs, targets, task, execution, optimizer, grad_clip)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {first_step + i}")
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
             stats = task.stats(_detach(output), targets)
             stats["loss"] = float(loss.detach()) * stats["count"]
             for key, value in stats.items():
@@ -229,7 +253,7 @@ def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, device: tor
 
 
 def _epoch(net: nn.Module, loaders: _Loaders, config: TrainConfig, epoch: int, optimizer: torch.optim.Optimizer,
-           lr_at: Callable[[int], float], device: torch.device) -> dict[str, float]:
+           lr_at: Callable[[int], float], execution: Execution) -> dict[str, float]:
     """Train for epoch ``epoch`` (0-based), validate, and return the history row (global means)."""
     world = loaders.world
     seed_everything(epoch_seed(config.seed, epoch, world.rank))
@@ -241,12 +265,12 @@ def _epoch(net: nn.Module, loaders: _Loaders, config: TrainConfig, epoch: int, o
     tic = time.perf_counter()
     first_step = epoch * loaders.steps_per_epoch
     row: dict[str, float] = {"epoch": epoch + 1, "lr": lr_at(first_step)}
-    sums = _run_epoch(net, train_batches, config.task, device, optimizer, lr_at, first_step, bar,
+    sums = _run_epoch(net, train_batches, config.task, execution, optimizer, lr_at, first_step, bar,
                       config.grad_clip)
-    row.update(_means(all_reduce_sums(sums, device), "train"))
+    row.update(_means(all_reduce_sums(sums, execution.device), "train"))
     if loaders.val is not None:
-        sums = _run_epoch(net, loaders.val_batches(), config.task, device, bar=bar)
-        row.update(_means(all_reduce_sums(sums, device), "val"))
+        sums = _run_epoch(net, loaders.val_batches(), config.task, execution, bar=bar)
+        row.update(_means(all_reduce_sums(sums, execution.device), "val"))
     row["seconds"] = time.perf_counter() - tic
     if bar is not None:
         bar.close()
@@ -283,10 +307,11 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, config: Tr
 
 def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainConfig, world: World,
            device: torch.device) -> FitResult:
-    model.to(device)
+    execution = choose_execution(model, device, config.layout, config.precision)
+    execution.prepare(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    progress = _resume(config, model, optimizer)
+    progress = _resume(config, execution, model, optimizer)
     loaders = _loaders(train, val, config, world, device)
     steps = loaders.steps_per_epoch
     lr_at = partial(cosine_lr, total_steps=config.epochs * steps, base_lr=config.lr,
@@ -297,16 +322,17 @@ def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainC
     monitor = f"{'val' if val is not None else 'train'}_{config.task.monitor}"
 
     for epoch in range(progress.start_epoch, config.epochs):
-        row = _epoch(net, loaders, config, epoch, optimizer, lr_at, device)
+        row = _epoch(net, loaders, config, epoch, optimizer, lr_at, execution)
         progress.history.append(row)
         progress.best.offer(epoch + 1, row[monitor], model)
         if config.checkpoint is not None and world.is_main:
-            _save(config, epoch + 1, model, optimizer, progress)
+            _save(config, execution, epoch + 1, model, optimizer, progress)
         if world.size > 1:
             dist.barrier()
         if config.progress and world.is_main:
             _log(row, config.epochs)
 
+    execution.release(model)
     best = progress.best
     if config.restore_best and best.state is not None:
         model.load_state_dict(best.state)
