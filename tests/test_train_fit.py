@@ -166,6 +166,7 @@ def test_cosine_schedule_values():
     (dict(device="tpu"), ParameterError, "^parameter device='tpu'"),
     (dict(grad_clip=0.0), ParameterError, "^parameter grad_clip=0.0"),
     (dict(progress="yes"), ParameterError, "^parameter progress='yes'"),
+    (dict(keep_freed_memory=None), ParameterError, "^parameter keep_freed_memory=None"),
     (dict(checkpoint=3), ParameterTypeError, "^parameter checkpoint=3"),
     (dict(task=object()), ParameterTypeError, "^parameter task="),
 ])

@@ -49,6 +49,10 @@ class TrainConfig:
             ``"channels_last"`` or ``"nchw"`` (eager PyTorch's default, the slower path).
         precision: ``"auto"`` (float32: see :mod:`.execution` for why bf16 is not a default),
             ``"fp32"`` or ``"bf16"`` (autocast).
+        keep_freed_memory: on the CPU, ask glibc to keep freed memory for the next step
+            (:func:`rnnpool_lite.train.runtime.keep_freed_memory`, process-wide) instead of
+            returning it to the system and page-faulting it in again every step, which RNNPool's
+            large temporaries pay for most.
 
     Distributed training needs no setting: ``fit`` joins the process group that ``torchrun``
     describes in the environment, or one the caller initialised.
@@ -71,6 +75,7 @@ class TrainConfig:
     grad_clip: float | None = None
     layout: Layout = "auto"
     precision: Precision = "auto"
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
@@ -88,7 +93,7 @@ class TrainConfig:
         }
         if checked["warmup_epochs"] >= checked["epochs"]:
             validate.fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")
-        for name in ("resume", "restore_best", "progress"):
+        for name in ("resume", "restore_best", "progress", "keep_freed_memory"):
             validate.one_of(name, getattr(self, name), (True, False))
         validate.one_of("layout", self.layout, LAYOUTS)
         validate.one_of("precision", self.precision, PRECISIONS)

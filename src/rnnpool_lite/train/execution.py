@@ -12,6 +12,8 @@ bf16 autocast is opt-in (``precision="bf16"``), not a default. On that CPU (AVX5
 it made the base model's step slower than float32 ``channels_last`` (1.3x against 1.85x over
 eager, per CPU-second), and the RNNPool operator's hand-written FastGRNN backward takes float32
 gradients only, so models with RNNPool fail under autocast. No GPU was at hand to test CUDA's bf16.
+
+The third lever is process-wide, so it lives in ``TrainConfig.keep_freed_memory``, not here.
 """
 from __future__ import annotations
 

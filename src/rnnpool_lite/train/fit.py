@@ -43,6 +43,7 @@ from rnnpool_lite.train.config import TrainConfig
 from rnnpool_lite.train.distributed import World, all_reduce_sums, current_world, init_from_env
 from rnnpool_lite.train.execution import Execution, choose_execution
 from rnnpool_lite.train.lr_schedule import cosine_lr
+from rnnpool_lite.train.runtime import keep_freed_memory
 from rnnpool_lite.train.seeding import epoch_seed, seed_everything, seed_worker
 from rnnpool_lite.train.tasks import Task
 
@@ -309,6 +310,8 @@ def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainC
            device: torch.device) -> FitResult:
     execution = choose_execution(model, device, config.layout, config.precision)
     execution.prepare(model)
+    if config.keep_freed_memory and device.type == "cpu":
+        keep_freed_memory()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     progress = _resume(config, execution, model, optimizer)
