@@ -4,14 +4,16 @@
 depthwise layers without the layout reorders NCHW costs them; the numbers are the same up to float
 rounding (chapter 5's task and chapter 3's probe reach the same accuracy within seed noise). It is
 the default for every model with a 2-D convolution. ``benchmarks/bench_train.py`` measures it
-against eager NCHW, interleaved: on an AVX-512 EPYC, MobileNetV2-0.35x for VWW at 96 pixels trains
-about 1.8x faster per CPU-second, its RNNPool variant about 1.1-1.2x (the RNNPool layer, which
-NHWC does not speed up, is a large share of that model's step).
+against eager NCHW, interleaved: on 2 threads of an AVX-512 EPYC, MobileNetV2-0.35x for VWW trains
+about 1.4x (96 px) to 1.55x (48 px) faster, its RNNPool variant 1.2x to 1.35x (the RNNPool layer,
+which NHWC does not speed up, is a large share of that model's step); the tiny chapter-3 probe
+with a convolution gains nothing.
 
 bf16 autocast is opt-in (``precision="bf16"``), not a default. On that CPU (AVX512-BF16, no AMX)
-it made the base model's step slower than float32 ``channels_last`` (1.3x against 1.85x over
-eager, per CPU-second), and the RNNPool operator's hand-written FastGRNN backward takes float32
-gradients only, so models with RNNPool fail under autocast. No GPU was at hand to test CUDA's bf16.
+it made the base model's step slower than float32 ``channels_last`` (1.1x against 1.4x over eager
+at 96 px, 0.9x against 1.55x at 48 px), and the RNNPool operator's hand-written FastGRNN backward
+takes float32 gradients only, so models with RNNPool fail under autocast. No GPU was at hand to
+test CUDA's bf16.
 
 The third lever is process-wide, so it lives in ``TrainConfig.keep_freed_memory``, not here.
 """
