@@ -38,7 +38,10 @@ def test_run_notebook_trains_on_vww_layout(tmp_path: Path) -> None:
     out = tmp_path / "run.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "runs" / "vww_resolution.ipynb"), str(out), cwd=str(NOTEBOOKS / "runs"),
                         progress_bar=False, parameters=dict(
-                            model="base", image_size=16, epochs=1, batch_size=4, train_images=6, val_images=4,
+                            # lr 0.01: at 16 px the last stages are 1x1 maps that BatchNorm normalises over
+                            # 2-4 values, and at lr 0.05 their backward overflows to NaN in the second step
+                            # (in NCHW and channels_last alike, depending only on float rounding)
+                            model="base", image_size=16, epochs=1, batch_size=4, train_images=6, val_images=4, lr=0.01,
                             vww_root=str(tmp_path / "vww"), vww_splits=["mini_train", "mini_val"]))
     records = read_records(out)
     assert 0.0 <= records["accuracy"] <= 1.0 and records["params"] > 0

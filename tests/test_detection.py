@@ -28,7 +28,7 @@ from rnnpool_lite.detection import (
     predict,
     wider_subset_ap,
 )
-from rnnpool_lite.train import fit
+from rnnpool_lite.train import TrainConfig, fit
 
 
 def box_strategy(n_min=1, n_max=6):
@@ -236,8 +236,8 @@ def test_fit_trains_a_toy_detector():
     model = TinyDetector()
     val = Squares(32, 1)
     before = average_precision(*predict(model, val, priors))
-    result = fit(model, Squares(128, 0), val, epochs=8, batch_size=16, lr=0.05, warmup_epochs=1,
-                 task=DetectionTask(priors), progress=False)
+    result = fit(model, Squares(128, 0), val, TrainConfig(epochs=8, batch_size=16, lr=0.05, warmup_epochs=1,
+                                                          task=DetectionTask(priors), progress=False))
     h = result.history
     assert {"train_loss", "train_loc_loss", "train_conf_loss", "val_loss"} <= set(h.columns)
     assert h["val_loss"].iloc[-1] < 0.5 * h["val_loss"].iloc[0]

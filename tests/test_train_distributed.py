@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from rnnpool_lite.train import fit
+from rnnpool_lite.train import TrainConfig, fit
 
 
 def dataset() -> TensorDataset:
@@ -28,7 +28,8 @@ def model() -> nn.Module:
 
 def run_fit(**kw):
     # device="cpu": gloo on CPU is what this test compares; on a GPU machine each rank would take cuda:rank
-    return fit(model(), dataset(), dataset(), epochs=3, batch_size=16, lr=0.2, seed=7, progress=False, device="cpu", **kw)
+    return fit(model(), dataset(), dataset(),
+               TrainConfig(epochs=3, batch_size=16, lr=0.2, seed=7, progress=False, device="cpu", **kw))
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:

@@ -9,7 +9,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from rnnpool_lite.train import MultiLabelTask, cosine_lr, fit, load_checkpoint, save_checkpoint
+from rnnpool_lite.train import (
+    MultiLabelTask,
+    TrainConfig,
+    choose_execution,
+    cosine_lr,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+from rnnpool_lite.validate import ParameterError, ParameterTypeError
 
 
 def blobs(n: int = 96, seed: int = 0) -> TensorDataset:
@@ -46,9 +55,9 @@ class Interrupting(Dataset):
 
 def run(tmp_path=None, train=None, epochs=4, lr=0.1, **kw):
     # device="cpu": on a GPU machine fit would pick CUDA and the CPU-side comparisons below would mix devices
-    return fit(tiny_net(), train if train is not None else blobs(), blobs(48, seed=1), epochs=epochs, lr=lr,
-               batch_size=16, progress=False, device=kw.pop("device", "cpu"),
-               checkpoint=None if tmp_path is None else tmp_path / "ck.pt", **kw)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=16, progress=False, device=kw.pop("device", "cpu"),
+                         checkpoint=None if tmp_path is None else tmp_path / "ck.pt", **kw)
+    return fit(tiny_net(), train if train is not None else blobs(), blobs(48, seed=1), config)
 
 
 def numbers(history: pd.DataFrame) -> pd.DataFrame:
@@ -124,8 +133,8 @@ def test_multilabel_task():
     x = torch.randn(64, 6, generator=g)
     y = torch.stack([x[:, 0] > 0, x[:, 1] + x[:, 2] > 0], dim=1).float()
     torch.manual_seed(0)
-    result = fit(nn.Linear(6, 2), TensorDataset(x, y), TensorDataset(x, y), epochs=6, batch_size=16, lr=0.5,
-                 task=MultiLabelTask(), progress=False)
+    result = fit(nn.Linear(6, 2), TensorDataset(x, y), TensorDataset(x, y),
+                 TrainConfig(epochs=6, batch_size=16, lr=0.5, task=MultiLabelTask(), progress=False))
     assert result.history["val_label_accuracy"].iloc[-1] >= 0.9
     assert (result.history["val_accuracy"] <= result.history["val_label_accuracy"] + 1e-12).all()
 
@@ -144,22 +153,42 @@ def test_cosine_schedule_values():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(epochs=0), ValueError, "epochs"),
-    (dict(epochs=2.0), TypeError, "epochs"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-    (dict(warmup_epochs=3, epochs=3), ValueError, "warmup_epochs"),
-    (dict(lr=-1.0), ValueError, "lr"),
-    (dict(task=object()), TypeError, "task"),
+    (dict(epochs=0), ParameterError, "^parameter epochs=0: expected an integer >= 1"),
+    (dict(epochs=2.0), ParameterTypeError, "^parameter epochs=2.0"),
+    (dict(batch_size=0), ParameterError, "^parameter batch_size=0"),
+    (dict(warmup_epochs=3, epochs=3), ParameterError, "^parameter warmup_epochs=3: expected fewer than epochs=3"),
+    (dict(lr=-1.0), ParameterError, "^parameter lr=-1.0"),
+    (dict(lr=float("nan")), ParameterError, "^parameter lr=nan"),
+    (dict(momentum=1.0), ParameterError, "^parameter momentum=1.0"),
+    (dict(weight_decay=-1e-5), ParameterError, "^parameter weight_decay="),
+    (dict(seed=-1), ParameterError, "^parameter seed=-1"),
+    (dict(num_workers=-1), ParameterError, "^parameter num_workers=-1"),
+    (dict(device="tpu"), ParameterError, "^parameter device='tpu'"),
+    (dict(grad_clip=0.0), ParameterError, "^parameter grad_clip=0.0"),
+    (dict(progress="yes"), ParameterError, "^parameter progress='yes'"),
+    (dict(keep_freed_memory=None), ParameterError, "^parameter keep_freed_memory=None"),
+    (dict(checkpoint=3), ParameterTypeError, "^parameter checkpoint=3"),
+    (dict(task=object()), ParameterTypeError, "^parameter task="),
 ])
-def test_bad_arguments(kwargs, error, match):
-    args = dict(epochs=1, progress=False) | kwargs
+def test_bad_config_fails_at_construction_naming_the_field(kwargs, error, match):
     with pytest.raises(error, match=match):
-        fit(tiny_net(), blobs(), None, **args)
+        TrainConfig(**kwargs)
 
 
-def test_rejects_non_module():
+def test_config_is_frozen_and_normalised(tmp_path):
+    config = TrainConfig(epochs=3, lr=1, checkpoint=str(tmp_path / "ck.pt"))
+    assert config.lr == 1.0 and isinstance(config.lr, float) and config.checkpoint == tmp_path / "ck.pt"
+    assert config.resume_settings() == dict(epochs=3, lr=1.0, momentum=0.9, weight_decay=4e-5, warmup_epochs=0,
+                                            batch_size=64, seed=0)
+    with pytest.raises(AttributeError):
+        config.lr = 0.1  # type: ignore[misc]
+
+
+def test_rejects_non_module_and_non_config():
     with pytest.raises(TypeError, match="torch.nn.Module"):
-        fit(lambda x: x, blobs(), None, epochs=1)
+        fit(lambda x: x, blobs(), None, TrainConfig(epochs=1))
+    with pytest.raises(TypeError, match="TrainConfig"):
+        fit(tiny_net(), blobs(), None, {"epochs": 1})
 
 
 class Jittered(Dataset):
@@ -241,9 +270,61 @@ def test_zero_lr_is_a_control_run_that_updates_no_weight():
     """lr=0 (chapter 5's crippled RNNPool model) trains nothing; BatchNorm statistics still follow the data."""
     net = tiny_net()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    fit(net, blobs(), blobs(seed=1), epochs=2, batch_size=16, lr=0.0, progress=False, device="cpu")
+    fit(net, blobs(), blobs(seed=1), TrainConfig(epochs=2, batch_size=16, lr=0.0, progress=False, device="cpu"))
     after = net.state_dict()
     for name, param in net.named_parameters():
         assert torch.equal(param.detach(), before[name]), name
     assert not torch.equal(after["1.running_mean"], before["1.running_mean"])
     assert cosine_lr(3, 10, 0.0) == 0.0
+
+
+class Plain(Dataset):
+    """The same items as a TensorDataset, but not one: fit reads it item by item through a DataLoader."""
+
+    def __init__(self, base: TensorDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+def test_tensor_datasets_are_batched_by_indexing_with_the_dataloaders_numbers():
+    by_indexing = run(epochs=2, train=blobs())
+    per_item = run(epochs=2, train=Plain(blobs()))
+    pd.testing.assert_frame_equal(numbers(by_indexing.history), numbers(per_item.history), check_exact=True)
+
+
+def test_fit_picks_channels_last_for_models_with_2d_convolutions():
+    cpu = torch.device("cpu")
+    assert choose_execution(tiny_net(), cpu).channels_last
+    assert not choose_execution(nn.Linear(6, 2), cpu).channels_last
+    assert not choose_execution(tiny_net(), cpu, layout="nchw").channels_last
+    assert choose_execution(tiny_net(), cpu).autocast_dtype is None  # bf16 only when asked
+    assert choose_execution(tiny_net(), cpu, precision="bf16").autocast_dtype == torch.bfloat16
+    # the model comes back in the default layout, whatever layout it trained in
+    result = run(epochs=1)
+    assert all(p.is_contiguous() for p in result.model.parameters())
+
+
+def test_fast_path_on_and_off_agree():
+    """channels_last changes only the float rounding: the same run in NCHW ends with the same numbers."""
+    fast, eager = run(epochs=3), run(epochs=3, layout="nchw", precision="fp32")
+    pd.testing.assert_frame_equal(numbers(fast.history), numbers(eager.history), rtol=1e-4)
+    bf16 = run(epochs=3, precision="bf16")  # opt-in autocast: close, not equal
+    assert bf16.history["train_loss"].to_numpy() == pytest.approx(eager.history["train_loss"].to_numpy(), rel=0.05)
+
+
+def test_resume_refuses_another_layout(tmp_path):
+    run(tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="layout"):
+        run(tmp_path, epochs=1, layout="nchw")
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(layout="nhwc"), "^parameter layout='nhwc'"),
+                                           (dict(precision="fp16"), "^parameter precision='fp16'")])
+def test_bad_execution_settings(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        TrainConfig(**kwargs)

@@ -22,14 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from rnnpool_lite import validate
 from rnnpool_lite.data.shipped import BACKGROUND_NAMES, background_photograph, lfw_faces, lfw_non_faces, split_indices
-
-
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
-    if h < 8 or w < 8:
-        raise ValueError(f"image_size must be at least 8x8, got {(h, w)}")
-    return int(h), int(w)
 
 
 def _resize_grey(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -125,7 +119,7 @@ class FaceSceneDataset(Dataset):
                  faces_per_image: tuple[int, int] = (1, 3), face_sizes: tuple[int, int] = (16, 48),
                  channels: int = 3, max_iou: float = 0.0, val_fraction: float = 0.2,
                  seed: int = 0) -> None:
-        h, w = _pair(image_size)
+        h, w = validate.pair("image_size", image_size, minimum=8)
         lo, hi = faces_per_image
         if not 0 <= lo <= hi:
             raise ValueError(f"faces_per_image must be (min, max) with 0 <= min <= max, got {faces_per_image}")
@@ -191,7 +185,7 @@ class FaceVsBackgroundDataset(Dataset):
     def __init__(self, split: str = "train", size: int = 1000, image_size: int = 64,
                  face_fraction: tuple[float, float] = (0.25, 0.6), channels: int = 3,
                  val_fraction: float = 0.2, seed: int = 0) -> None:
-        s, _ = _pair(image_size)
+        s, _ = validate.pair("image_size", image_size, minimum=8)
         if not 0.0 < face_fraction[0] <= face_fraction[1] <= 1.0:
             raise ValueError(f"face_fraction must be (lo, hi) with 0 < lo <= hi <= 1, got {face_fraction}")
         if channels not in (1, 3):

@@ -34,32 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnpool_lite import validate
 from rnnpool_lite.op.cells import FastGRNNCell, RecurrentCell, make_cell
 from rnnpool_lite.op.fused import PoolGeometry, fused_pool
 
 IntPair = int | tuple[int, int]
-
-
-def _pair(value: Any, name: str, minimum: int) -> tuple[int, int]:
-    """Validate an int or an (h, w) pair of ints, each at least ``minimum``."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-        if v < minimum:
-            kind = "positive" if minimum == 1 else "non-negative"
-            raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
 
 
 def pooled_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -130,14 +109,14 @@ class RNNPool2d(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        self.hidden_size2 = _positive_int(
-            hidden_size if hidden_size2 is None else hidden_size2, "hidden_size2"
+        self.in_channels = validate.positive_int("in_channels", in_channels)
+        self.hidden_size = validate.positive_int("hidden_size", hidden_size)
+        self.hidden_size2 = validate.positive_int(
+            "hidden_size2", hidden_size if hidden_size2 is None else hidden_size2
         )
-        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
-        self.stride = _pair(self.kernel_size if stride is None else stride, "stride", 1)
-        self.padding = _pair(padding, "padding", 0)
+        self.kernel_size = validate.pair("kernel_size", kernel_size)
+        self.stride = validate.pair("stride", self.kernel_size if stride is None else stride)
+        self.padding = validate.pair("padding", padding, minimum=0)
         if not isinstance(cell, str):
             raise TypeError(f"cell must be a string, got {type(cell).__name__}")
         self.cell = cell.lower()

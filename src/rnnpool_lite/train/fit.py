@@ -1,7 +1,8 @@
 """``fit``: the one training loop of the book, for classifiers and detectors, on 1 or N devices.
 
-Paper recipe (Appendix G): SGD with momentum 0.9 and weight decay 4e-5, cosine learning-rate
-decay, optionally a linear warm-up (5 epochs for the face detectors). The loop adds what a
+Paper recipe (Appendix G, the defaults of :class:`TrainConfig`): SGD with momentum 0.9 and weight
+decay 4e-5, cosine learning-rate decay, optionally a linear warm-up (5 epochs for the face
+detectors). The loop adds what a
 reproducible book needs: automatic device choice, a tqdm bar, a per-epoch history as a pandas
 DataFrame, best-epoch tracking, an atomic checkpoint after every epoch, exact resumption, and
 DistributedDataParallel when started by ``torchrun``.
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +35,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset, default_collate
 from tqdm import tqdm
 
 from rnnpool_lite.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnpool_lite.train.config import TrainConfig
 from rnnpool_lite.train.distributed import World, all_reduce_sums, current_world, init_from_env
+from rnnpool_lite.train.execution import Execution, choose_execution
 from rnnpool_lite.train.lr_schedule import cosine_lr
+from rnnpool_lite.train.runtime import keep_freed_memory
 from rnnpool_lite.train.seeding import epoch_seed, seed_everything, seed_worker
-from rnnpool_lite.train.tasks import ClassificationTask, Task
-
-# settings that must agree between a checkpoint and the run resuming from it
-_RESUME_KEYS = ("epochs", "lr", "momentum", "weight_decay", "warmup_epochs", "batch_size", "seed")
+from rnnpool_lite.train.tasks import Task
 
 
 @dataclass
@@ -67,68 +70,9 @@ def choose_device(device: str | torch.device | None = None, world: World | None 
     return torch.device("cpu")
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors nested in tuples, lists and dicts to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
 def _state_to_cpu(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
-
-
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _run_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    task: Task,
-    device: torch.device,
-    optimizer: torch.optim.Optimizer | None,
-    lr_at: Any,
-    first_step: int,
-    bar: tqdm | None,
-    grad_clip: float | None,
-) -> dict[str, float]:
-    """One pass over ``loader``; trains when ``optimizer`` is given. Returns local sums."""
-    sums: dict[str, float] = {}
-    training = optimizer is not None
-    model.train(training)
-    with torch.set_grad_enabled(training):
-        for i, batch in enumerate(loader):
-            inputs, targets = to_device(batch, device)
-            if training:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(first_step + i)
-            output = model(inputs)
-            loss = task.loss(output, targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {first_step + i}")
-            if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-            stats = task.stats(_detach(output), targets)
-            stats["loss"] = float(loss.detach()) * stats["count"]
-            for key, value in stats.items():
-                sums[key] = sums.get(key, 0.0) + value
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums['loss'] / max(sums['count'], 1):.4f}", refresh=False)
-    return sums
+    """A CPU copy in the default layout, whatever layout the run trains in."""
+    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True) for k, v in state.items()}
 
 
 def _detach(output: Any) -> Any:
@@ -146,160 +90,255 @@ def _means(sums: dict[str, float], prefix: str) -> dict[str, float]:
     return {f"{prefix}_{k}": v / count for k, v in sorted(sums.items()) if k != "count"}
 
 
-def fit(
-    model: nn.Module,
-    train: Dataset,
-    val: Dataset | None = None,
-    epochs: int = 10,
-    *,
-    task: Task | None = None,
-    lr: float = 0.05,
-    momentum: float = 0.9,
-    weight_decay: float = 4e-5,
-    warmup_epochs: int = 0,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    checkpoint: str | Path | None = None,
-    resume: bool = True,
-    restore_best: bool = True,
-    progress: bool = True,
-    grad_clip: float | None = None,
-) -> FitResult:
-    """Train ``model`` on ``train`` for ``epochs`` epochs, validating on ``val`` after each.
+@dataclass
+class BestEpoch:
+    """The best epoch so far by the task's monitored metric, with a CPU copy of its weights."""
 
-    Args:
-        task: loss, metrics and collation (default :class:`ClassificationTask`); use
-            :class:`MultiLabelTask` or :class:`rnnpool_lite.detection.DetectionTask` for the others.
-        lr: peak learning rate (paper: 0.05 classification, 0.01 detection); 0 is allowed, as
-            a control run whose weights stay at their initial values (BatchNorm statistics still
-            follow the data).
-        warmup_epochs: linear warm-up length before the cosine decay (paper: 5 for detection).
-        batch_size: the *global* batch; under ``torchrun`` each of W ranks takes
-            ``batch_size / W`` samples (must divide evenly).
-        device: default CUDA (the rank's GPU) when available, else CPU.
-        seed: seeds shuffling, augmentation and dropout per epoch (see :mod:`.seeding`).
-        checkpoint: file written atomically after every epoch by rank 0; with ``resume`` an
-            existing file continues its run (the settings in ``_RESUME_KEYS`` must agree).
-        restore_best: load the best epoch's weights (by ``task.monitor`` on ``val``, else on
-            ``train``) into ``model`` before returning.
+    mode: str
+    epoch: int | None = None
+    value: float | None = None
+    state: dict[str, Tensor] | None = None
+
+    def offer(self, epoch: int, value: float, model: nn.Module) -> None:
+        """Keep ``epoch`` if its ``value`` beats the best so far (ties keep the earlier epoch)."""
+        if self.value is None or (value > self.value if self.mode == "max" else value < self.value):
+            self.epoch, self.value, self.state = epoch, value, _state_to_cpu(model.state_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "value": self.value, "state": self.state}
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint carries from one run into the run that resumes it."""
+
+    best: BestEpoch
+    start_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _settings(config: TrainConfig, execution: Execution) -> dict[str, Any]:
+    """What a checkpoint records and a resumed run must repeat to continue it bitwise."""
+    return config.resume_settings() | execution.settings()
+
+
+def _resume(config: TrainConfig, execution: Execution, model: nn.Module,
+            optimizer: torch.optim.Optimizer) -> _Progress:
+    """Load ``config.checkpoint`` into ``model`` and ``optimizer`` when resuming, else start afresh."""
+    fresh = _Progress(best=BestEpoch(config.task.mode))
+    path = config.checkpoint
+    if path is None or not config.resume or not Path(path).is_file():
+        return fresh
+    state = load_checkpoint(path)
+    saved, now = state["config"], _settings(config, execution)
+    clashes = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
+    if clashes:
+        raise ValueError(f"checkpoint {path} was written with other settings (saved, now): {clashes}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return _Progress(best=BestEpoch(config.task.mode, **state["best"]), start_epoch=int(state["epoch"]),
+                     history=[dict(row) for row in state["history"]])
+
+
+def _save(config: TrainConfig, execution: Execution, epoch: int, model: nn.Module,
+          optimizer: torch.optim.Optimizer, progress: _Progress) -> None:
+    """Write the state a resumed run needs, after ``epoch`` (1-based) finished."""
+    assert config.checkpoint is not None
+    save_checkpoint({"epoch": epoch, "config": _settings(config, execution), "model": _state_to_cpu(model.state_dict()),
+                     "optimizer": optimizer.state_dict(), "history": progress.history,
+                     "best": progress.best.as_dict()}, Path(config.checkpoint))
+
+
+def _tensor_batches(dataset: TensorDataset, indices: Sequence[int], batch_size: int) -> Iterator[tuple[Tensor, ...]]:
+    """The batches a DataLoader with ``default_collate`` would stack from ``dataset[i]``, taken by
+    indexing its tensors once per batch instead of one Python call per item (same values, same order)."""
+    order = torch.as_tensor(list(indices), dtype=torch.int64)
+    for start in range(0, len(order), batch_size):
+        pick = order[start:start + batch_size]
+        yield tuple(t[pick] for t in dataset.tensors)
+
+
+@dataclass
+class _Loaders:
+    """The epoch's batches: the training set reshuffled per epoch, this rank's slice of ``val``."""
+
+    train: Dataset
+    sampler: DistributedSampler
+    val: Dataset | None  # this rank's slice
+    local_batch: int
+    config: TrainConfig
+    world: World
+    pin_memory: bool
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.sampler) / self.local_batch)
+
+    @property
+    def val_steps(self) -> int:
+        return 0 if self.val is None else math.ceil(len(self.val) / self.local_batch)  # type: ignore[arg-type]
+
+    def _by_indexing(self, dataset: Dataset) -> bool:
+        return (isinstance(dataset, TensorDataset) and self.config.num_workers == 0
+                and self.config.task.collate_fn is default_collate)
+
+    def train_epoch(self, epoch: int) -> Iterable[Any]:
+        """Epoch ``epoch``'s shuffled batches, with workers seeded from (seed, epoch, rank)."""
+        self.sampler.set_epoch(epoch)
+        if self._by_indexing(self.train):
+            return _tensor_batches(self.train, list(self.sampler), self.local_batch)  # type: ignore[arg-type]
+        rng = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch, self.world.rank))
+        return DataLoader(self.train, batch_size=self.local_batch, sampler=self.sampler,
+                          num_workers=self.config.num_workers, collate_fn=self.config.task.collate_fn,
+                          worker_init_fn=seed_worker, generator=rng, pin_memory=self.pin_memory)
+
+    def val_batches(self) -> Iterable[Any]:
+        assert self.val is not None
+        if isinstance(self.val, Subset) and self._by_indexing(self.val.dataset):
+            return _tensor_batches(self.val.dataset, self.val.indices, self.local_batch)  # type: ignore[arg-type]
+        return DataLoader(self.val, batch_size=self.local_batch, shuffle=False, num_workers=self.config.num_workers,
+                          collate_fn=self.config.task.collate_fn, worker_init_fn=seed_worker)
+
+
+def _loaders(train: Dataset, val: Dataset | None, config: TrainConfig, world: World,
+             device: torch.device) -> _Loaders:
+    sampler: DistributedSampler = DistributedSampler(train, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                                     seed=config.seed)
+    # ranks take disjoint slices of val with no padding, so summed statistics are exact
+    shard = None if val is None else Subset(val, range(world.rank, len(val), world.size))  # type: ignore[arg-type]
+    return _Loaders(train, sampler, shard, config.batch_size // world.size, config, world,
+                    pin_memory=device.type == "cuda")
+
+
+def train_step(model: nn.Module, inputs: Any, targets: Any, task: Task, execution: Execution,
+               optimizer: torch.optim.Optimizer | None, grad_clip: float | None = None) -> tuple[Any, Tensor]:
+    """Forward, loss and (with an ``optimizer``) one SGD update; returns the output and the loss.
+
+    ``inputs`` and ``targets`` are on the device already (``execution.inputs``)."""
+    with execution.autocast():
+        output = model(inputs)
+        loss = task.loss(output, targets)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return output, loss
+
+
+def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, execution: Execution,
+               optimizer: torch.optim.Optimizer | None = None, lr_at: Callable[[int], float] | None = None,
+               first_step: int = 0, bar: tqdm | None = None, grad_clip: float | None = None) -> dict[str, float]:
+    """One pass over ``batches``; trains when ``optimizer`` is given. Returns this rank's sums."""
+    sums: dict[str, float] = {}
+    training = optimizer is not None
+    model.train(training)
+    with torch.set_grad_enabled(training):
+        for i, batch in enumerate(batches):
+            inputs, targets = execution.inputs(batch)
+            if optimizer is not None and lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(first_step + i)
+            output, loss = train_step(model, inputs, targets, task, execution, optimizer, grad_clip)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {first_step + i}")
+            stats = task.stats(_detach(output), targets)
+            stats["loss"] = float(loss.detach()) * stats["count"]
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['loss'] / max(sums['count'], 1):.4f}", refresh=False)
+    return sums
+
+
+def _epoch(net: nn.Module, loaders: _Loaders, config: TrainConfig, epoch: int, optimizer: torch.optim.Optimizer,
+           lr_at: Callable[[int], float], execution: Execution) -> dict[str, float]:
+    """Train for epoch ``epoch`` (0-based), validate, and return the history row (global means)."""
+    world = loaders.world
+    seed_everything(epoch_seed(config.seed, epoch, world.rank))
+    train_batches = loaders.train_epoch(epoch)
+    bar = None
+    if config.progress and world.is_main:
+        bar = tqdm(total=loaders.steps_per_epoch + loaders.val_steps,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+    tic = time.perf_counter()
+    first_step = epoch * loaders.steps_per_epoch
+    row: dict[str, float] = {"epoch": epoch + 1, "lr": lr_at(first_step)}
+    sums = _run_epoch(net, train_batches, config.task, execution, optimizer, lr_at, first_step, bar,
+                      config.grad_clip)
+    row.update(_means(all_reduce_sums(sums, execution.device), "train"))
+    if loaders.val is not None:
+        sums = _run_epoch(net, loaders.val_batches(), config.task, execution, bar=bar)
+        row.update(_means(all_reduce_sums(sums, execution.device), "val"))
+    row["seconds"] = time.perf_counter() - tic
+    if bar is not None:
+        bar.close()
+    return row
+
+
+def _log(row: dict[str, float], epochs: int) -> None:
+    shown = {k: round(v, 4) for k, v in row.items() if k not in ("epoch", "seconds")}
+    tqdm.write(f"epoch {int(row['epoch'])}/{epochs} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, config: TrainConfig | None = None) -> FitResult:
+    """Train ``model`` on ``train`` with ``config`` (default :class:`TrainConfig`), validating on ``val``
+    after each epoch.
 
     Returns:
         :class:`FitResult` with the (unwrapped) model and the history DataFrame, one row per epoch.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    epochs = _check_positive_int(epochs, "epochs")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    warmup_epochs = _check_positive_int(warmup_epochs, "warmup_epochs", minimum=0)
-    num_workers = _check_positive_int(num_workers, "num_workers", minimum=0)
-    if warmup_epochs >= epochs:
-        raise ValueError(f"warmup_epochs ({warmup_epochs}) must be smaller than epochs ({epochs})")
-    if not lr >= 0 or not 0 <= momentum < 1 or weight_decay < 0:  # lr = 0: a control run, weights stay put
-        raise ValueError(f"need lr >= 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
-    task = task if task is not None else ClassificationTask()
-    if not isinstance(task, Task):
-        raise TypeError(f"task must provide monitor, mode, collate_fn, loss and stats; got {type(task).__name__}")
-    if task.mode not in ("max", "min"):
-        raise ValueError(f"task.mode must be 'max' or 'min', got {task.mode!r}")
-
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     started_group = init_from_env()
-    world = current_world()
     try:
-        if batch_size % world.size:
-            raise ValueError(f"batch_size {batch_size} must be divisible by the world size {world.size}")
-        device = choose_device(device, world)
-        config = dict(epochs=epochs, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
-                      warmup_epochs=warmup_epochs, batch_size=batch_size, seed=int(seed))
-        return _fit(model, train, val, task, config, device, world, num_workers,
-                    Path(checkpoint) if checkpoint is not None else None, resume, restore_best, progress, grad_clip)
+        world = current_world()
+        if config.batch_size % world.size:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by the world size {world.size}")
+        return _train(model, train, val, config, world, choose_device(config.device, world))
     finally:
         if started_group:
             dist.destroy_process_group()
 
 
-def _fit(model, train, val, task, config, device, world, num_workers, checkpoint, resume, restore_best,
-         progress, grad_clip) -> FitResult:
-    epochs, seed = config["epochs"], config["seed"]
-    local_batch = config["batch_size"] // world.size
-    model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
-                                weight_decay=config["weight_decay"])
-
-    history: list[dict[str, float]] = []
-    best: dict[str, Any] = {"epoch": None, "value": None, "state": None}
-    start_epoch = 0
-    if checkpoint is not None and resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        saved = state["config"]
-        clashes = {k: (saved.get(k), config[k]) for k in _RESUME_KEYS if saved.get(k) != config[k]}
-        if clashes:
-            raise ValueError(f"checkpoint {checkpoint} was written with other settings (saved, now): {clashes}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = [dict(row) for row in state["history"]]
-        best = dict(state["best"])
-        start_epoch = int(state["epoch"])
-
-    sampler = DistributedSampler(train, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed)
-    steps_per_epoch = math.ceil(len(sampler) / local_batch)
-    total_steps = epochs * steps_per_epoch
-    warmup_steps = config["warmup_epochs"] * steps_per_epoch
-
-    def lr_at(step: int) -> float:
-        return cosine_lr(step, total_steps, config["lr"], warmup_steps)
-
+def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainConfig, world: World,
+           device: torch.device) -> FitResult:
+    execution = choose_execution(model, device, config.layout, config.precision)
+    execution.prepare(model)
+    if config.keep_freed_memory and device.type == "cpu":
+        keep_freed_memory()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    progress = _resume(config, execution, model, optimizer)
+    loaders = _loaders(train, val, config, world, device)
+    steps = loaders.steps_per_epoch
+    lr_at = partial(cosine_lr, total_steps=config.epochs * steps, base_lr=config.lr,
+                    warmup_steps=config.warmup_epochs * steps)
     net: nn.Module = model
     if world.size > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    val_loader = None
-    if val is not None:
-        # ranks take disjoint slices with no padding, so summed statistics are exact
-        shard = Subset(val, range(world.rank, len(val), world.size))
-        val_loader = DataLoader(shard, batch_size=local_batch, shuffle=False, num_workers=num_workers,
-                                collate_fn=task.collate_fn, worker_init_fn=seed_worker)
-    source = "val" if val is not None else "train"
-    monitor = f"{source}_{task.monitor}"
+    monitor = f"{'val' if val is not None else 'train'}_{config.task.monitor}"
 
-    for epoch in range(start_epoch, epochs):
-        seed_everything(epoch_seed(seed, epoch, world.rank))
-        sampler.set_epoch(epoch)
-        loader_rng = torch.Generator().manual_seed(epoch_seed(seed, epoch, world.rank))
-        train_loader = DataLoader(train, batch_size=local_batch, sampler=sampler, num_workers=num_workers,
-                                  collate_fn=task.collate_fn, worker_init_fn=seed_worker, generator=loader_rng,
-                                  pin_memory=device.type == "cuda")
-        bar = None
-        if progress and world.is_main:
-            bar = tqdm(total=steps_per_epoch + (len(val_loader) if val_loader else 0),
-                       desc=f"epoch {epoch + 1}/{epochs}", leave=False)
-        tic = time.perf_counter()
-        row: dict[str, float] = {"epoch": epoch + 1, "lr": lr_at(epoch * steps_per_epoch)}
-        sums = _run_epoch(net, train_loader, task, device, optimizer, lr_at, epoch * steps_per_epoch, bar, grad_clip)
-        row.update(_means(all_reduce_sums(sums, device), "train"))
-        if val_loader is not None:
-            sums = _run_epoch(net, val_loader, task, device, None, lr_at, 0, bar, None)
-            row.update(_means(all_reduce_sums(sums, device), "val"))
-        row["seconds"] = time.perf_counter() - tic
-        if bar is not None:
-            bar.close()
-        history.append(row)
-
-        value = row[monitor]
-        better = best["value"] is None or (value > best["value"] if task.mode == "max" else value < best["value"])
-        if better:
-            best = {"epoch": epoch + 1, "value": value, "state": _state_to_cpu(model.state_dict())}
-        if checkpoint is not None and world.is_main:
-            save_checkpoint({"epoch": epoch + 1, "config": config, "model": _state_to_cpu(model.state_dict()),
-                             "optimizer": optimizer.state_dict(), "history": history, "best": best}, checkpoint)
+    for epoch in range(progress.start_epoch, config.epochs):
+        row = _epoch(net, loaders, config, epoch, optimizer, lr_at, execution)
+        progress.history.append(row)
+        progress.best.offer(epoch + 1, row[monitor], model)
+        if config.checkpoint is not None and world.is_main:
+            _save(config, execution, epoch + 1, model, optimizer, progress)
         if world.size > 1:
             dist.barrier()
-        if progress and world.is_main:
-            shown = {k: round(v, 4) for k, v in row.items() if k not in ("epoch", "seconds")}
-            tqdm.write(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+        if config.progress and world.is_main:
+            _log(row, config.epochs)
 
-    if restore_best and best["state"] is not None:
-        model.load_state_dict(best["state"])
-    frame = pd.DataFrame(history).set_index("epoch") if history else pd.DataFrame()
-    return FitResult(model=model, history=frame, best_epoch=best["epoch"], best_value=best["value"],
-                     best_state=best["state"], checkpoint=checkpoint)
+    execution.release(model)
+    best = progress.best
+    if config.restore_best and best.state is not None:
+        model.load_state_dict(best.state)
+    frame = pd.DataFrame(progress.history).set_index("epoch") if progress.history else pd.DataFrame()
+    return FitResult(model=model, history=frame, best_epoch=best.epoch, best_value=best.value,
+                     best_state=best.state, checkpoint=None if config.checkpoint is None else Path(config.checkpoint))

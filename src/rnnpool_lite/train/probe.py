@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-SECOND_POOL = (4, 2)  # Table 16 row g: the second RNNPool's patch size and stride
-
 from rnnpool_lite.op.layer import RNNPool2d
+
+SECOND_POOL = (4, 2)  # Table 16 row g: the second RNNPool's patch size and stride
 
 
 class RNNPoolProbe(nn.Module):
@@ -59,7 +59,7 @@ class RNNPoolProbe(nn.Module):
             if not 1 <= stride <= patch_size <= size:
                 raise ValueError(f"need 1 <= stride <= patch_size <= {size} (the pooled map), got "
                                  f"patch_size={patch_size}, stride={stride}")
-            layers = [RNNPool2d(channels, hidden_size, patch_size, stride, (patch_size - stride) // 2,
+            layers: list[nn.Module] = [RNNPool2d(channels, hidden_size, patch_size, stride, (patch_size - stride) // 2,
                                 hidden_size2=hidden_size2, cell=cell)]
             if pools == 2:  # normalised in between, for the reason the FC layer's input is (see above)
                 patch2, stride2 = SECOND_POOL

@@ -1,0 +1,92 @@
+"""How ``fit`` runs a model's steps on a device: memory layout and autocast precision.
+
+``channels_last`` (NHWC) lets oneDNN on CPUs and cuDNN on GPUs run convolutions, BatchNorm and
+depthwise layers without the layout reorders NCHW costs them; the numbers are the same up to float
+rounding (chapter 5's task and chapter 3's probe reach the same accuracy within seed noise). It is
+the default for every model with a 2-D convolution. ``benchmarks/bench_train.py`` measures it
+against eager NCHW, interleaved: on 2 threads of an AVX-512 EPYC, MobileNetV2-0.35x for VWW trains
+about 1.4x (96 px) to 1.55x (48 px) faster, its RNNPool variant 1.2x to 1.35x (the RNNPool layer,
+which NHWC does not speed up, is a large share of that model's step); the tiny chapter-3 probe
+with a convolution gains nothing.
+
+bf16 autocast is opt-in (``precision="bf16"``), not a default. On that CPU (AVX512-BF16, no AMX)
+it made the base model's step slower than float32 ``channels_last`` (1.1x against 1.4x over eager
+at 96 px, 0.9x against 1.55x at 48 px), and the RNNPool operator's hand-written FastGRNN backward
+takes float32 gradients only, so models with RNNPool fail under autocast. No GPU was at hand to
+test CUDA's bf16.
+
+The third lever is process-wide, so it lives in ``TrainConfig.keep_freed_memory``, not here.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+Layout = Literal["auto", "channels_last", "nchw"]
+Precision = Literal["auto", "bf16", "fp32"]
+LAYOUTS: tuple[Layout, ...] = ("auto", "channels_last", "nchw")
+PRECISIONS: tuple[Precision, ...] = ("auto", "bf16", "fp32")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A resolved layout and precision for one model on one device."""
+
+    device: torch.device
+    channels_last: bool
+    autocast_dtype: torch.dtype | None
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device, in the layout its steps run in."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return model
+
+    def release(self, model: nn.Module) -> nn.Module:
+        """Give ``model`` back in the default layout, as callers who ``view`` its weights expect."""
+        if self.channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        return model
+
+    def inputs(self, batch: Any) -> Any:
+        """Move tensors nested in tuples, lists and dicts to the device; 4-D images in the layout."""
+        if isinstance(batch, Tensor):
+            batch = batch.to(self.device, non_blocking=True)
+            if self.channels_last and batch.dim() == 4:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            return batch
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.inputs(b) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self.inputs(v) for k, v in batch.items()}
+        return batch
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context the forward pass and the loss run in."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def settings(self) -> dict[str, str]:
+        """What a checkpoint records: a run resumed in another layout or precision is not bitwise the same."""
+        return {"layout": "channels_last" if self.channels_last else "nchw",
+                "precision": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")}
+
+
+def has_conv2d(model: nn.Module) -> bool:
+    """Whether ``model`` works on 4-D images (any 2-D convolution)."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def choose_execution(model: nn.Module, device: torch.device, layout: Layout = "auto",
+                     precision: Precision = "auto") -> Execution:
+    """Resolve ``"auto"``: ``channels_last`` for models with a 2-D convolution on a CPU or a CUDA
+    device, and float32 (bf16 only when asked, see the module docstring)."""
+    channels_last = layout == "channels_last" or (
+        layout == "auto" and device.type in ("cpu", "cuda") and has_conv2d(model))
+    return Execution(device, channels_last, torch.bfloat16 if precision == "bf16" else None)
