@@ -17,9 +17,9 @@ def _real(m, s):
 
 
 def _ref_conv(x, w, bias, in_zp, out_zp, m, s, stride, padding, groups, lo=-128, hi=127):
-    t, b, l, r = padding
+    top, bottom, left, right = padding
     xf = torch.from_numpy(x.astype(np.float64) - in_zp)
-    xf = F.pad(xf, (l, r, t, b))  # zero after subtracting the zero point: padding with zp
+    xf = F.pad(xf, (left, right, top, bottom))  # zero after subtracting the zero point: padding with zp
     acc = F.conv2d(xf, torch.from_numpy(w.astype(np.float64)), torch.from_numpy(bias.astype(np.float64)),
                    stride=stride, groups=groups).numpy()
     return np.clip(np.round(acc * _real(m, s)[None, :, None, None]) + out_zp, lo, hi)

@@ -22,8 +22,10 @@ def test_every_operator_pools_to_one_vector_of_4h(operator: str) -> None:
 def test_pooling_operators_see_only_channel_summaries() -> None:
     """avg / max pooling keep one number per channel: images with equal channel means look alike."""
     model = OneShotPoolClassifier("avg", image_size=8, num_classes=3, hidden=2).eval()
-    a = torch.zeros(1, 1, 8, 8); a[..., :4, :] = 1.0
-    b = torch.zeros(1, 1, 8, 8); b[..., :, :4] = 1.0   # same mean, other geometry
+    a = torch.zeros(1, 1, 8, 8)
+    a[..., :4, :] = 1.0
+    b = torch.zeros(1, 1, 8, 8)
+    b[..., :, :4] = 1.0  # same mean, other geometry
     assert torch.allclose(model(a), model(b))
     rnnpool = OneShotPoolClassifier("rnnpool", image_size=8, num_classes=3, hidden=2).eval()
     assert not torch.allclose(rnnpool(a), rnnpool(b))

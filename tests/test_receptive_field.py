@@ -61,7 +61,8 @@ def test_support_of_a_positive_linear_stack_is_the_theoretical_window(layers: li
     trf = theoretical_receptive_field(stack)
     erf = effective_receptive_field(stack, torch.rand(2, 1, size, size), unit=unit)
     assert torch.equal(erf > 0, trf.mask(unit, (size, size)))
-    assert trf.size[0] == 1 + sum((k - 1) * math.prod(s for _, s, _ in layers[:n]) for n, (k, _, _) in enumerate(layers))
+    strides_before = [math.prod(s for _, s, _ in layers[:n]) for n in range(len(layers))]
+    assert trf.size[0] == 1 + sum((k - 1) * jump for (k, _, _), jump in zip(layers, strides_before))
 
 
 def test_mobilenetv2_stem_and_replaced_rows_match_hand_values() -> None:
