@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from rnnpool_lite import RNNPool2d
 from rnnpool_lite.op.cells import FastGRNNCell
@@ -236,3 +237,18 @@ def test_inference_path_equals_training_path_and_reference(options, kernel, stri
         inference = layer(x)
     assert (inference - training).abs().max().item() < 1e-14
     assert (inference - rnnpool_reference(layer, x)).abs().max().item() < 1e-9
+
+
+def test_runs_in_float32_under_bf16_autocast():
+    """fit(precision="bf16") autocasts the model: RNNPool's hand-written backward needs float32 throughout."""
+    layer = RNNPool2d(4, 8, 6, 4)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 26, 26)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = conv(x)
+        y = layer(h)
+    assert h.dtype == torch.bfloat16 and y.dtype == torch.float32
+    assert torch.allclose(y, layer(h.float()), atol=1e-6)
+    y.sum().backward()
+    assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())

@@ -173,6 +173,11 @@ class RNNPool2d(nn.Module):
         rnn1, rnn2 = self.rnn1, self.rnn2
         if (isinstance(rnn1, FastGRNNCell) and isinstance(rnn2, FastGRNNCell)
                 and not rnn1.piecewise_linear and not rnn2.piecewise_linear):
+            if torch.is_autocast_enabled(x.device.type):
+                # the hand-written backward runs in the weights' float32; so does the forward under
+                # autocast (as autocast itself keeps recurrences and reductions in float32)
+                with torch.autocast(x.device.type, enabled=False):
+                    return fused_pool((rnn1, rnn2), x.float(), geo, fmt)
             return fused_pool((rnn1, rnn2), x, geo, fmt)
         return pool_with_cells(self, x, geo).contiguous(memory_format=fmt)
 

@@ -11,9 +11,9 @@ with a convolution gains nothing.
 
 bf16 autocast is opt-in (``precision="bf16"``), not a default. On that CPU (AVX512-BF16, no AMX)
 it made the base model's step slower than float32 ``channels_last`` (1.1x against 1.4x over eager
-at 96 px, 0.9x against 1.55x at 48 px), and the RNNPool operator's hand-written FastGRNN backward
-takes float32 gradients only, so models with RNNPool fail under autocast. No GPU was at hand to
-test CUDA's bf16.
+at 96 px, 0.9x against 1.55x at 48 px). The RNNPool operator runs in float32 under autocast (its
+hand-written FastGRNN backward is float32), so an RNNPool model gains only in its convolutions. No
+GPU was at hand to test CUDA's bf16.
 
 The third lever is process-wide, so it lives in ``TrainConfig.keep_freed_memory``, not here.
 """
