@@ -6,7 +6,7 @@ whose deepest maps are 1x1 at 128 pixels); chapter 7 with a two-row grid; chapte
 All at toy sizes: these tests check that the code paths run end to end and report their tables, not
 the numbers. Bad parameter values must stop a chapter in its first cells, naming the parameter.
 
-Chapter 5's claims (issue 9): a run whose RNNPool model is crippled (``rnnpool_lr=0``: never updated)
+Chapter 5's claims: a run whose RNNPool model is crippled (``rnnpool_lr=0``: never updated)
 must stop at the claim it breaks, with ``ClaimFailed`` naming it. nbval's run of the saved chapter at
 its default scale is the other half: there the same claims hold.
 """

@@ -1,4 +1,4 @@
-"""profile(): acceptance figures of issue 3, convention rules, torchinfo cross-check, bounds."""
+"""profile(): the paper's Table 1 and 4 figures, the convention's rules, torchinfo cross-check, bounds."""
 import pytest
 import torchinfo
 from hypothesis import given, settings
