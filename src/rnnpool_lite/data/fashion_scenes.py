@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from rnnpool_lite.data.fashion_mnist import FASHION_MNIST_CLASSES, fashion_mnist
+from rnnpool_lite.data.scenes import place_square
 from rnnpool_lite.data.shipped import BACKGROUND_NAMES, background_photograph
 
 SPLITS = ("train", "test")
@@ -86,29 +87,19 @@ def _draw(size: int, image_size: int, seed: int, split: str, target: int, distra
         classes = list(rng.choice(distractors, size=n))
         if labels[i]:
             classes[0] = target  # placed first, so it always finds room
-        placed: list[tuple[int, int, int]] = []
+        placed: list[tuple[int, int, int, int]] = []  # (x1, y1, x2, y2)
         for cls in classes:
             s = int(round(math.exp(rng.uniform(log_lo, log_hi))))
-            spot = _free_spot(rng, image_size, s, placed)
+            spot = place_square(rng, image_size, image_size, s, placed, max_iou=0.0)
             if spot is None:  # a crowded scene: drop this distractor rather than overlap
                 continue
             j = len(placed)
-            placed.append((*spot, s))
+            placed.append((spot[1], spot[0], spot[1] + s, spot[0] + s))
             boxes[i, j] = (*spot, s)
             pool = by_class[cls]
             sources[i, j] = pool[rng.integers(len(pool))]
             look[i, j] = rng.integers(2), rng.uniform(0.6, 1.1), rng.uniform(-0.2, 0.2)
     return _Layout(labels, photo, crop, boxes, sources, look)
-
-
-def _free_spot(rng: np.random.Generator, image_size: int, side: int,
-               placed: list[tuple[int, int, int]]) -> tuple[int, int] | None:
-    """Top-left corner of a side x side square that overlaps none of ``placed`` (50 tries)."""
-    for _ in range(50):
-        y, x = int(rng.integers(0, image_size - side + 1)), int(rng.integers(0, image_size - side + 1))
-        if all(y + side <= py or py + ps <= y or x + side <= px or px + ps <= x for py, px, ps in placed):
-            return y, x
-    return None
 
 
 def _grid(image_size: int, scale_y: torch.Tensor, shift_y: torch.Tensor, scale_x: torch.Tensor,

@@ -67,9 +67,10 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, y: int, x: int, side: int,
     canvas[y:y + side, x:x + side] = alpha * p + (1 - alpha) * region
 
 
-def _place(rng: np.random.Generator, h: int, w: int, side: int,
+def place_square(rng: np.random.Generator, h: int, w: int, side: int,
            boxes: list[tuple[int, int, int, int]], max_iou: float) -> tuple[int, int] | None:
-    """Top-left corner for a side x side square overlapping earlier boxes by IoU <= max_iou."""
+    """Top-left corner for a side x side square overlapping earlier ``(x1, y1, x2, y2)`` boxes by IoU <= max_iou
+    (``None`` after 50 tries); ``max_iou=0`` allows no overlap at all."""
     for _ in range(50):
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         ok = True
@@ -142,7 +143,7 @@ class FaceSceneDataset(Dataset):
             boxes: list[tuple[int, int, int, int]] = []
             for _ in range(int(rng.integers(lo, hi + 1))):
                 side = int(round(np.exp(rng.uniform(np.log(smin), np.log(smax)))))
-                spot = _place(rng, h, w, side, boxes, max_iou)
+                spot = place_square(rng, h, w, side, boxes, max_iou)
                 if spot is None:
                     continue
                 y, x = spot
