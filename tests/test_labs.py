@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import ast
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import yaml
@@ -137,62 +135,6 @@ def test_grade_command_writes_a_csv(assigned, tmp_path: Path) -> None:
     assert float(ada["total"]) == float(ada["possible"]) > 0 and not ada["error"]
     assert float(bob["total"]) == 0 and float(bob["possible"]) == float(ada["possible"])
     assert rows["notes.ipynb"]["error"] and not rows["notes.ipynb"]["total"]
-
-
-# -- course scaffolding and the Colab install cell ------------------------------------------------
-
-@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_lab_has_objectives_prerequisites_summary_and_review_questions(lab: Path) -> None:
-    text = "\n".join(_source(c) for c in _cells(lab) if c["cell_type"] == "markdown")
-    for heading in ("**Learning objectives.**", "**Prerequisites.**", "## Summary", "## Review questions"):
-        assert heading in text, f"{lab.name} lacks {heading}"
-    assert text.index("**Learning objectives.**") < text.index("## Summary") < text.index("## Review questions")
-
-
-def _install_cell(lab: Path) -> dict:
-    return _cells(lab)[0]
-
-
-@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_install_cell_comes_first_hidden_and_points_at_the_books_repository(lab: Path) -> None:
-    cell = _install_cell(lab)
-    assert cell["cell_type"] == "code" and "remove-cell" in cell["metadata"].get("tags", [])
-    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    code = _source(cell)
-    assert f'REPOSITORY, BRANCH = "{repository["url"]}", "{repository["branch"]}"' in code
-
-
-@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_install_cell_is_a_no_op_where_the_package_is_installed(lab: Path) -> None:
-    code = _source(_install_cell(lab))
-    with mock.patch("subprocess.run") as run:
-        exec(compile(code, lab.name, "exec"), {})
-    run.assert_not_called()
-
-
-@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_install_cell_installs_the_repository_where_the_package_is_missing(lab: Path) -> None:
-    code = _source(_install_cell(lab))
-    real = importlib.util.find_spec
-    missing = lambda name, *a: None if name == "rnnpool_lite" else real(name, *a)  # noqa: E731
-    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    with mock.patch("importlib.util.find_spec", side_effect=missing), mock.patch("subprocess.run") as run:
-        exec(compile(code, lab.name, "exec"), {})
-    (args,), kwargs = run.call_args
-    assert args[1:5] == ["-m", "pip", "install", "--quiet"]
-    assert args[-1] == f"git+{repository['url']}@{repository['branch']}" and kwargs == {"check": True}
-
-
-#: characters of code that fit the book's code column at a 1280 px wide window (measured in Chromium
-#: on a lab page: about 8.8 px per character in the 666 px column of a collapsed solution)
-CODE_COLUMNS = 75
-
-
-@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_no_code_line_is_wider_than_the_page(lab: Path) -> None:
-    wide = [line for cell in _cells(lab) if cell["cell_type"] == "code"
-            for line in _source(cell).splitlines() if len(line) > CODE_COLUMNS]
-    assert not wide, f"{lab.name}: lines over {CODE_COLUMNS} characters: {wide}"
 
 
 def test_labs_are_a_part_of_the_book() -> None:

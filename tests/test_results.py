@@ -80,3 +80,23 @@ def test_plain_value_makes_numpy_and_torch_json_friendly() -> None:
     assert plain_value(torch.tensor(2.5)) == 2.5 and plain_value("x") == "x"
     assert plain_value(float("nan")) is None and plain_value(np.float64("nan")) is None
     json.dumps([plain_value(v) for v in (np.float16(1), torch.tensor(3), np.bool_(True))])
+
+
+def test_verdicts_round_trip_with_the_comparison_that_decided_them(tmp_path) -> None:
+    from rnnpool_lite.repro.results import ChapterResults
+    from rnnpool_lite.stats import compare_paired
+
+    run = ChapterResults("05_visual_wake_words", seeds=[0, 1, 2, 3])
+    comparison = compare_paired([80.0, 81.0, 79.5, 80.5], [70.0, 72.0, 69.0, 71.0], claim="greater",
+                                paper_gap=1.0, labels=("RNNPool", "base"), metric="accuracy")
+    run.add_verdict("RNNPool beats base", comparison, experiment="MobileNetV2, 4 seeds",
+                    paper="+1.0 points (Table 2)", section="sec-vww", resolve="")
+    with pytest.raises(ValueError, match="added twice"):
+        run.add_verdict("RNNPool beats base", comparison, experiment="x", paper="y")
+    loaded = ChapterResults.load(run.save(tmp_path))
+    (record,) = loaded.verdicts
+    assert record["verdict"] == comparison.verdict == "reproduced"
+    assert record["ci_low"] == pytest.approx(comparison.ci_low) and record["n"] == 4
+    assert record["differences"] == [10.0, 9.0, 10.5, 9.5] and record["a"] == "RNNPool"
+    frame = loaded.verdict_frame()
+    assert list(frame["claim"]) == ["RNNPool beats base"] and frame.loc[0, "tier"] == "quick"

@@ -24,10 +24,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from rnnpool_lite.stats import PairedComparison
 
 RESULTS_DIR_ENV = "RNNPOOL_LITE_RESULTS"
 
@@ -156,6 +159,7 @@ class ChapterResults:
     parameters: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=environment)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -166,6 +170,36 @@ class ChapterResults:
             raise ValueError(f"{self.chapter}: quantity {quantity!r} added twice")
         self.rows.append({"quantity": quantity, "paper": plain_value(paper), "ours": plain_value(ours),
                           "spread": plain_value(spread), "unit": unit, "note": note})
+
+    def add_verdict(self, claim: str, comparison: PairedComparison, *, experiment: str, paper: str,
+                    section: str = "", tier: str = "quick", resolve: str = "") -> None:
+        """One claim of the paper, decided by a paired comparison over seeds (``rnnpool_lite.stats``).
+
+        ``paper`` is what the paper reports, as text (``"+0.6 points (Table 2)"``); ``section`` is
+        the chapter section that shows it (a MyST target or heading slug); ``tier`` says which run
+        decided it (``"quick"``: this build's default run, ``"evidence"``: the committed evidence
+        run); ``resolve`` says what would settle a verdict that is not "reproduced" (more seeds, more
+        data, the paper's scale). The summary page's verdict table is built from these records.
+        """
+        if any(v["claim"] == claim for v in self.verdicts):
+            raise ValueError(f"{self.chapter}: verdict for {claim!r} added twice")
+        self.verdicts.append({
+            "claim": claim, "experiment": experiment, "paper": paper, "section": section, "tier": tier,
+            "resolve": resolve, "verdict": comparison.verdict, "kind": comparison.claim,
+            "a": comparison.a_label, "b": comparison.b_label, "metric": comparison.metric,
+            "n": comparison.n, "mean_difference": plain_value(comparison.mean_difference),
+            "ci_low": plain_value(comparison.ci_low), "ci_high": plain_value(comparison.ci_high),
+            "confidence": comparison.confidence, "method": comparison.method,
+            "reversed": comparison.reversed, "smaller_than_paper": comparison.smaller_than_paper,
+            "seeds_needed": comparison.seeds_needed, "sentence": comparison.sentence,
+            "differences": [plain_value(d) for d in comparison.differences],
+        })
+
+    def verdict_frame(self) -> pd.DataFrame:
+        """The verdict records as a table (one row per claim)."""
+        columns = ["claim", "experiment", "paper", "a", "b", "n", "mean_difference", "ci_low", "ci_high",
+                   "tier", "verdict", "reversed", "seeds_needed", "resolve", "section"]
+        return pd.DataFrame(self.verdicts, columns=columns)
 
     def frame(self) -> pd.DataFrame:
         """The rows as a table (quantity as index)."""
