@@ -90,11 +90,6 @@ def _split_backgrounds(split: str, seed: int, val_fraction: float) -> list[str]:
     return [BACKGROUND_NAMES[i] for i in split_indices(len(BACKGROUND_NAMES), split, val_fraction, seed)]
 
 
-def _to_tensor(canvas: np.ndarray, channels: int) -> torch.Tensor:
-    t = torch.from_numpy(np.round(canvas * 255).astype(np.uint8))[None]
-    return t.expand(channels, -1, -1).contiguous()
-
-
 class FaceSceneDataset(Dataset):
     """Face-detection scenes: real LFW faces on crops of real photographs, with boxes.
 

@@ -186,17 +186,6 @@ class DetectionResize:
         return resize(image, self.size), {**target, "boxes": boxes}
 
 
-class ImageOnly:
-    """Lift an image transform (e.g. :class:`Normalize`) to ``(image, target)`` samples."""
-
-    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.transform = transform
-
-    def __call__(self, sample: tuple[torch.Tensor, Target]) -> tuple[torch.Tensor, Target]:
-        image, target = sample
-        return self.transform(image), target
-
-
 def imagenet_train_transform(size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
                              generator: torch.Generator | None = None) -> Compose:
     """The paper's training augmentation (use ``scale=(0.2, 1.0)`` for VWW)."""
