@@ -187,6 +187,8 @@ static void rnnpool_patch_reference(const rnn_rnnpool_params *p, const rnn_view 
  * =================================================================================================== */
 #if !defined(RNN_KERNELS_REFERENCE)
 
+/* Two 16-bit lanes in a word (PKHBT on the Cortex-M4). */
+static inline uint32_t rnn_pack16(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
 static inline uint32_t rnn_sxtb16(uint32_t x) { return __sxtb16(x); }
@@ -214,7 +216,6 @@ static inline uint32_t rnn_sadd16(uint32_t a, uint32_t b) { return __sadd16(a, b
 #else
 static inline int32_t rnn_lo16(uint32_t x) { return (int16_t)(x & 0xFFFFu); }
 static inline int32_t rnn_hi16(uint32_t x) { return (int16_t)(x >> 16); }
-static inline uint32_t rnn_pack16(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 static inline uint32_t rnn_sxtb16(uint32_t x) { return rnn_pack16((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }
 static inline uint32_t rnn_sxtb16_ror8(uint32_t x) { return rnn_sxtb16((x >> 8) | (x << 24)); }
 static inline int32_t rnn_smlad(uint32_t a, uint32_t b, int32_t acc) {
@@ -552,8 +553,9 @@ static void conv_weights_paired(const int8_t *w, int32_t cout, int32_t k, int32_
 /* A regular conv on the output positions (y, x0 .. x0 + n - 1), all inside the output map, with the
  * weights w (rows kk apart, kk a multiple of 4 or the reference layout's k): four im2col columns at a
  * time, interleaved for rnn_dot_4px, then the rest two at a time with 2 x 2 blocked dot products. */
-static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n, int8_t *dst,
-                           const int8_t *w, int32_t kk) {
+static inline __attribute__((always_inline)) void conv_fast_span(const rnn_conv_params *p, const rnn_view *in,
+                                                                  int32_t y, int32_t x0, int32_t n, int8_t *dst,
+                                                                  const int8_t *w, int32_t kk) {
     const int32_t cout = p->out_c;
     int16_t col[2 * kk];
     int32_t i = 0;
@@ -671,6 +673,91 @@ static void depthwise_fast_span(const rnn_conv_params *p, const rnn_view *in, in
     }
 }
 
+/* A 3x3 conv of a one-channel input (a grayscale stem) on the output positions (y, x0 .. x0 + n - 1),
+ * inside the output map. Pixels whose 9 taps are all inside the input: the taps sign-extended by the
+ * loads and packed two per word (PKHBT, no im2col buffer), the zero point folded into the bias
+ * (bias - zp sum w, exact in int32), 5 SMLADs per output channel against the weights widened once
+ * (w0 w1, w2 w3, w4 w5, w6 w7, w8 0; wq: 5 words per channel). small: every channel's sums and shift
+ * are in rnn_mbqm_small's range (checked once per call). Other pixels: conv_fast_span. */
+static void conv_1ch_3x3_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n,
+                              int8_t *dst, const uint32_t *wq, const int32_t *bias_zp, int small, const int8_t *padded) {
+    const int32_t cout = p->out_c, iy0 = y * p->sh - p->pad_top, zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t *mult = p->mult, *shift = p->shift;
+    const int rows_in = iy0 >= 0 && iy0 + 3 <= in->map_h;
+    const int8_t *r0 = in->data + (iy0 - in->row0) * in->w - in->col0, *r1 = r0 + in->w, *r2 = r1 + in->w;
+    for (int32_t i = 0; i < n; i++, dst += cout) {
+        const int32_t ix0 = (x0 + i) * p->sw - p->pad_left;
+        if (!rows_in || ix0 < 0 || ix0 + 3 > in->map_w) {
+            conv_fast_span(p, in, y, x0 + i, 1, dst, padded, 12);
+            continue;
+        }
+        const uint32_t t0 = rnn_pack16(r0[ix0], r0[ix0 + 1]), t1 = rnn_pack16(r0[ix0 + 2], r1[ix0]);
+        const uint32_t t2 = rnn_pack16(r1[ix0 + 1], r1[ix0 + 2]), t3 = rnn_pack16(r2[ix0], r2[ix0 + 1]);
+        const uint32_t t4 = rnn_pack16(r2[ix0 + 2], 0);
+        const uint32_t *w = wq;
+        for (int32_t o = 0; o < cout; o++, w += 5) {
+            int32_t acc = rnn_smlad(w[0], t0, bias_zp[o]);
+            acc = rnn_smlad(w[1], t1, acc);
+            acc = rnn_smlad(w[2], t2, acc);
+            acc = rnn_smlad(w[3], t3, acc);
+            acc = rnn_smlad(w[4], t4, acc);
+            int32_t v;
+            if (small) { /* rnn_mbqm_small, its range checked once for the layer */
+                const int32_t u = rnn_smmulr(acc * 2, mult[o]), right = -shift[o];
+                v = ((u * 2 + (1 << right) + (u >> 31)) >> (1 + right)) + zp;
+            } else {
+                v = rnn_mbqm_fast(acc, mult[o], shift[o]) + zp;
+            }
+            dst[o] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+}
+
+/* The columns [*lo, *hi) of output row oy of a region that are inside the output map (one run);
+ * the others of dst (that row) set to the zero point. */
+static void rnn_row_inside(const rnn_region *out, int32_t oy, int32_t cout, int8_t *dst, int32_t *lo, int32_t *hi) {
+    const int32_t y = out->row0 + oy;
+    int32_t a = -out->col0, b = out->map_w - out->col0;
+    if (y < 0 || y >= out->map_h) a = b = 0;
+    a = a < 0 ? 0 : (a > out->w ? out->w : a);
+    b = b < a ? a : (b > out->w ? out->w : b);
+    for (int32_t i = 0; i < a * cout; i++) dst[i] = (int8_t)out->zp;
+    for (int32_t i = b * cout; i < out->w * cout; i++) dst[i] = (int8_t)out->zp;
+    *lo = a;
+    *hi = b;
+}
+
+/* rnn_conv of a 3x3 conv on one input channel: its weights widened and its biases folded once per
+ * call for conv_1ch_3x3_span (apart, so that its buffers are not on the other convs' stack). */
+static __attribute__((noinline)) void conv_1ch_3x3(const rnn_conv_params *p, const rnn_view *in,
+                                                   const rnn_region *out, const int8_t *padded) {
+    const int32_t cout = p->out_c;
+    uint32_t wq[5 * cout];
+    int32_t bias_zp[cout];
+    int small = 1; /* |sum| < 2^29 for every input (int8 taps) and -28 <= shift <= 0: rnn_mbqm_small applies */
+    for (int32_t o = 0; o < cout; o++) {
+        const int8_t *w = p->w + 9 * o;
+        int32_t wsum = 0, wabs = 0;
+        for (int32_t j = 0; j < 9; j++) {
+            wsum += w[j];
+            wabs += w[j] < 0 ? -w[j] : w[j];
+        }
+        for (int32_t j = 0; j < 4; j++) wq[5 * o + j] = rnn_pack16(w[2 * j], w[2 * j + 1]);
+        wq[5 * o + 4] = rnn_pack16(w[8], 0);
+        bias_zp[o] = p->bias[o] - p->in_zp * wsum;
+        const int64_t bound = (int64_t)(bias_zp[o] < 0 ? -(int64_t)bias_zp[o] : bias_zp[o]) + 128 * (int64_t)wabs;
+        small = small && bound < (1 << 29) && p->shift[o] <= 0 && p->shift[o] >= -28;
+    }
+    for (int32_t oy = 0; oy < out->h; oy++) {
+        int8_t *dst = out->data + oy * out->w * cout;
+        int32_t lo, hi;
+        rnn_row_inside(out, oy, cout, dst, &lo, &hi);
+        if (hi > lo)
+            conv_1ch_3x3_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout, wq, bias_zp, small,
+                              padded);
+    }
+}
+
 void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *out) {
     const int32_t cout = p->out_c, k = p->kh * p->kw * in->c, few = (in->c & 3) != 0, kk = few ? (k + 3) & ~3 : k;
     if (p->depthwise ? cout != in->c : kk > RNN_IM2COL_MAX || (few && cout * kk > RNN_PADDED_WEIGHTS_MAX)) {
@@ -679,19 +766,17 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
     }
     int8_t padded[!p->depthwise && few ? cout * kk : 1];
     if (!p->depthwise && few) conv_weights_paired(p->w, cout, k, kk, padded);
+    if (!p->depthwise && in->c == 1 && p->kh == 3 && p->kw == 3) {
+        conv_1ch_3x3(p, in, out, padded);
+        return;
+    }
     for (int32_t oy = 0; oy < out->h; oy++) {
-        const int32_t y = out->row0 + oy;
         int8_t *dst = out->data + oy * out->w * cout;
-        /* the columns inside the output map are one run [lo, hi) of the region's */
-        int32_t lo = -out->col0, hi = out->map_w - out->col0;
-        if (y < 0 || y >= out->map_h) lo = hi = 0;
-        lo = lo < 0 ? 0 : (lo > out->w ? out->w : lo);
-        hi = hi < lo ? lo : (hi > out->w ? out->w : hi);
-        for (int32_t i = 0; i < lo * cout; i++) dst[i] = (int8_t)out->zp;
-        for (int32_t i = hi * cout; i < out->w * cout; i++) dst[i] = (int8_t)out->zp;
+        int32_t lo, hi;
+        rnn_row_inside(out, oy, cout, dst, &lo, &hi);
         if (hi == lo) continue;
-        if (p->depthwise) depthwise_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout);
-        else conv_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout, few ? padded : p->w, kk);
+        if (p->depthwise) depthwise_fast_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout);
+        else conv_fast_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout, few ? padded : p->w, kk);
     }
 }
 
@@ -907,8 +992,9 @@ static inline __attribute__((always_inline)) void fastgrnn_step16x2_bits(
     }
 }
 
-/* fastgrnn_step16x2_bits, with the common state_bits = 0 (shifts by constants) compiled apart. */
-static void fastgrnn_step16x2(const rnn_fastgrnn *g, const rnn_unit *t, const uint32_t *uw, const int32_t *pa,
+/* fastgrnn_step16x2_bits, with the common state_bits = 0 (shifts by constants) compiled apart; not inlined
+ * into the scan, whose other paths would share (and grow) its stack frame. */
+static __attribute__((noinline)) void fastgrnn_step16x2(const rnn_fastgrnn *g, const rnn_unit *t, const uint32_t *uw, const int32_t *pa,
                               const int32_t *pb, const uint32_t *h, uint32_t *n) {
     if (g->state_bits == 0) fastgrnn_step16x2_bits(g, t, uw, pa, pb, h, n, 0);
     else fastgrnn_step16x2_bits(g, t, uw, pa, pb, h, n, g->state_bits);
@@ -922,8 +1008,8 @@ static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const i
                            int32_t *acc) {
     const int32_t hid = g->hidden, nvec = hb != 0 ? 2 : 1;
     for (int32_t i = 0; i < nvec * hid; i++) ha[i] = 0;
-    if (hid == 16 && hb != 0 && (((uintptr_t)ha | (uintptr_t)uq) & 3) == 0) { /* ping-pong: ha and spare */
-        uint32_t spare[16], *cur = (uint32_t *)ha, *nxt = spare;
+    if (hid == 16 && hb != 0 && (((uintptr_t)ha | (uintptr_t)uq) & 3) == 0) { /* ping-pong: ha and acc */
+        uint32_t *cur = (uint32_t *)ha, *nxt = (uint32_t *)acc; /* acc: 2 hidden int32, room for both states */
         fastgrnn_units(g, units, proj + start_a * hid, 0, ha);
         fastgrnn_units(g, units, proj + start_b * hid, 0, hb);
         for (int32_t t = 1; t < steps; t++) {
@@ -1015,13 +1101,16 @@ static void fastgrnn_project4x4(const rnn_unit *t, int32_t hid, const uint32_t *
     }
 }
 
-static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                               int8_t *out) {
+/* reuse: the scratch holds patch (oy, ox - 1)'s column summaries; its columns sw .. kw - 1 are this
+ * patch's columns 0 .. kw - sw - 1 (the same pixels, the same zero start state: the same integers). */
+static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int reuse,
+                               void *scratch, int8_t *out) {
     const rnn_fastgrnn *g1 = &p->rnn1, *g2 = &p->rnn2;
     const int32_t h1 = g1->hidden, h2 = g2->hidden, kh = p->kh, kw = p->kw, c = g1->input;
     const int32_t hmax = h1 > h2 ? h1 : h2;
     int16_t *rows = (int16_t *)scratch, *cols = rows + kh * h1, *states = cols + kw * h1;
-    int16_t xs[2 * c];               /* two pixels minus the zero point, q15 */
+    uint32_t xw[2 * c];              /* four pixels minus the zero point, q15 (two in the general path) */
+    int16_t *xs = (int16_t *)xw;
     int32_t proj1[kh * kw * h1];     /* RNN1 projections of the patch's pixels */
     int32_t proj2[(kh + kw) * h2];   /* RNN2 projections of the row and column summaries */
     int32_t acc[2 * hmax];
@@ -1042,7 +1131,6 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     const int32_t y0 = oy * p->sh - p->pad_top, x0 = ox * p->sw - p->pad_left;
     int32_t k = 0;
     if (c == 4 && (kw & 3) == 0) { /* 4 pixels of a patch row at a time */
-        uint32_t xw[8];
         for (; k < kh * kw; k += 4) {
             const int32_t y = y0 + k / kw, x = x0 + k % kw;
             const int8_t *row = in->data + ((y - in->row0) * in->w + (x - in->col0)) * 4;
@@ -1066,7 +1154,12 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     for (int32_t r = 0; r < kh; r += 2) /* RNN1 along rows r, r + 1: pixel (r, t) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kw, r * kw, 1, rows + r * h1, (r + 1) * kw, 1,
                        r + 1 < kh ? rows + (r + 1) * h1 : 0, acc);
-    for (int32_t k = 0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
+    int32_t k0 = 0; /* the first column to compute */
+    if (reuse) {
+        k0 = kw - p->sw;
+        for (int32_t i = 0; i < k0 * h1; i++) cols[i] = cols[p->sw * h1 + i]; /* forward: dst before src */
+    }
+    for (int32_t k = k0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kh, k, kw, cols + k * h1, k + 1, kw, k + 1 < kw ? cols + (k + 1) * h1 : 0,
                        acc);
     fastgrnn_project(g2, units2, w2q, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
@@ -1079,10 +1172,10 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
                                           -128, 127);
 }
 
-void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                       int8_t *out) {
+void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
+                       void *scratch, int8_t *out) {
     if (fastgrnn_fast_ok(&p->rnn1) && fastgrnn_fast_ok(&p->rnn2) && p->rnn2.input == p->rnn1.hidden)
-        rnnpool_patch_fast(p, in, oy, ox, scratch, out);
+        rnnpool_patch_fast(p, in, oy, ox, reuse_left && ox > 0 && p->sw < p->kw, scratch, out);
     else
         rnnpool_patch_reference(p, in, oy, ox, scratch, out);
 }
@@ -1100,8 +1193,9 @@ static void depthwise_row(const rnn_conv_params *dw, const int8_t *const *rows, 
     depthwise_row_reference(dw, rows, in_w, mid, out_w, dw_row);
 }
 
-void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                       int8_t *out) {
+void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
+                       void *scratch, int8_t *out) {
+    (void)reuse_left; /* the plain loops recompute every summary */
     rnnpool_patch_reference(p, in, oy, ox, scratch, out);
 }
 
