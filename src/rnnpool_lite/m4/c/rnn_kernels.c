@@ -1168,8 +1168,8 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     fastgrnn_scan2(g2, units2, u2q, proj2, kw, kh, 1, states + 2 * h2, kh + kw - 1, -1, states + 3 * h2, acc);
     for (int32_t s = 0; s < 4; s++)
         for (int32_t i = 0; i < h2; i++)
-            out[s * h2 + i] = rnn_requant(states[s * h2 + rnn_paired(i, h2)], p->out_mult, p->out_shift, p->out_zp,
-                                          -128, 127);
+            out[s * h2 + i] = rnn_rq(states[s * h2 + rnn_paired(i, h2)], p->out_mult, p->out_shift, p->out_zp, -128,
+                                     127);
 }
 
 void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
