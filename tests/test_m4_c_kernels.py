@@ -249,7 +249,16 @@ def test_rnnpool_patch_equals_reference(libs, seed):
     def args(out):
         scratch = np.zeros(scratch_bytes, dtype=np.int8)
         arr.keep.append(scratch)
-        return C.byref(p), C.byref(view), oy, ox, scratch.ctypes.data_as(C.c_void_p), out.ctypes.data_as(I8P)
+        return C.byref(p), C.byref(view), oy, ox, 0, scratch.ctypes.data_as(C.c_void_p), out.ctypes.data_as(I8P)
 
     ref, fast = _call_both(libs, "rnn_rnnpool_patch", args, 4 * h2)
     np.testing.assert_array_equal(fast, ref)
+    # a row of patches with reuse_left: each call takes the shared column summaries from the scratch
+    scratch = np.zeros(scratch_bytes, dtype=np.int8)
+    for ox in range(3):
+        outs = [np.zeros(4 * h2, dtype=np.int8) for _ in libs]
+        for lib, out, reuse in zip(libs, outs, (0, 1)):
+            buf = np.zeros(scratch_bytes, dtype=np.int8) if reuse == 0 else scratch
+            lib.rnn_rnnpool_patch(C.byref(p), C.byref(view), oy, ox, reuse * (ox > 0), buf.ctypes.data_as(C.c_void_p),
+                                  out.ctypes.data_as(I8P))
+        np.testing.assert_array_equal(outs[1], outs[0], err_msg=f"patch ({oy}, {ox}) reusing the left one's columns")

@@ -344,7 +344,8 @@ host: $(SRC) platform_host.c
 \tcc -std=c99 -O2 $(DEFS) -o model_host $(SRC) platform_host.c $(FRAME)
 
 m4: $(SRC) platform_m4.c m4.ld
-\tarm-none-eabi-gcc -std=c99 -mcpu=cortex-m4 -mthumb -O2 -ffreestanding -nostdlib $(DEFS) -T m4.ld \\
+\tarm-none-eabi-gcc -std=c99 -mcpu=cortex-m4 -mthumb -O2 -fno-schedule-insns -ffreestanding -nostdlib $(DEFS) \\
+\t    -T m4.ld \\
 \t    -o model_m4.elf $(SRC) platform_m4.c $(FRAME) -lgcc
 
 run: m4

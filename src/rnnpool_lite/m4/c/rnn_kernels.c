@@ -187,6 +187,8 @@ static void rnnpool_patch_reference(const rnn_rnnpool_params *p, const rnn_view 
  * =================================================================================================== */
 #if !defined(RNN_KERNELS_REFERENCE)
 
+/* Two 16-bit lanes in a word (PKHBT on the Cortex-M4). */
+static inline uint32_t rnn_pack16(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
 static inline uint32_t rnn_sxtb16(uint32_t x) { return __sxtb16(x); }
@@ -207,10 +209,13 @@ static inline int32_t rnn_smmulr(int32_t a, int32_t b) {
     return r;
 }
 static inline int32_t rnn_ssat16(int32_t v) { return __ssat(v, 16); }
+static inline int32_t rnn_usat16(int32_t v) { return (int32_t)__usat(v, 16); }
+/* Hides a pointer's value from the optimizer: loads through it are not hoisted out of a loop (and spilled). */
+#define RNN_OPAQUE(p) __asm__("" : "+r"(p))
+static inline uint32_t rnn_sadd16(uint32_t a, uint32_t b) { return __sadd16(a, b); }
 #else
 static inline int32_t rnn_lo16(uint32_t x) { return (int16_t)(x & 0xFFFFu); }
 static inline int32_t rnn_hi16(uint32_t x) { return (int16_t)(x >> 16); }
-static inline uint32_t rnn_pack16(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 static inline uint32_t rnn_sxtb16(uint32_t x) { return rnn_pack16((int8_t)(x & 0xFFu), (int8_t)((x >> 16) & 0xFFu)); }
 static inline uint32_t rnn_sxtb16_ror8(uint32_t x) { return rnn_sxtb16((x >> 8) | (x << 24)); }
 static inline int32_t rnn_smlad(uint32_t a, uint32_t b, int32_t acc) {
@@ -227,6 +232,11 @@ static inline uint32_t rnn_ssub16(uint32_t a, uint32_t b) {
 }
 static inline int32_t rnn_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32); }
 static inline int32_t rnn_ssat16(int32_t v) { return v < -32768 ? -32768 : (v > 32767 ? 32767 : v); }
+static inline int32_t rnn_usat16(int32_t v) { return v < 0 ? 0 : (v > 65535 ? 65535 : v); }
+#define RNN_OPAQUE(p) ((void)(p))
+static inline uint32_t rnn_sadd16(uint32_t a, uint32_t b) {
+    return rnn_pack16(rnn_lo16(a) + rnn_lo16(b), rnn_hi16(a) + rnn_hi16(b));
+}
 #endif
 
 static inline uint32_t rnn_read32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
@@ -272,6 +282,19 @@ static void rnn_widen(const int8_t *x, int32_t n, int32_t zp, int16_t *dst) {
         rnn_write32(dst + i + 2, rnn_ssub16(rnn_sxtb16_ror8(v), zp2));
     }
     for (; i < n; i++) dst[i] = (int16_t)(x[i] - zp);
+}
+
+/* 2 x (n int8 weights) as q15 in the paired layout: products with them come out doubled, which is
+ * the input SMMULR wants for a Q31 multiplier (rnn_mbqm_small's x * 2), one shift fewer per value. */
+static void rnn_widen_doubled(const int8_t *w, int32_t n, int16_t *dst) {
+    const int32_t n4 = n & ~3;
+    int32_t i = 0;
+    for (; i < n4; i += 4) {
+        const uint32_t v = rnn_read32(w + i), e = rnn_sxtb16(v), o = rnn_sxtb16_ror8(v);
+        rnn_write32(dst + i, rnn_sadd16(e, e));
+        rnn_write32(dst + i + 2, rnn_sadd16(o, o));
+    }
+    for (; i < n; i++) dst[i] = (int16_t)(2 * w[i]);
 }
 
 /* Dot products of int8 rows, n wide, with one or two q15 vectors in the paired layout (the second
@@ -530,8 +553,9 @@ static void conv_weights_paired(const int8_t *w, int32_t cout, int32_t k, int32_
 /* A regular conv on the output positions (y, x0 .. x0 + n - 1), all inside the output map, with the
  * weights w (rows kk apart, kk a multiple of 4 or the reference layout's k): four im2col columns at a
  * time, interleaved for rnn_dot_4px, then the rest two at a time with 2 x 2 blocked dot products. */
-static void conv_fast_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n, int8_t *dst,
-                           const int8_t *w, int32_t kk) {
+static inline __attribute__((always_inline)) void conv_fast_span(const rnn_conv_params *p, const rnn_view *in,
+                                                                  int32_t y, int32_t x0, int32_t n, int8_t *dst,
+                                                                  const int8_t *w, int32_t kk) {
     const int32_t cout = p->out_c;
     int16_t col[2 * kk];
     int32_t i = 0;
@@ -649,6 +673,91 @@ static void depthwise_fast_span(const rnn_conv_params *p, const rnn_view *in, in
     }
 }
 
+/* A 3x3 conv of a one-channel input (a grayscale stem) on the output positions (y, x0 .. x0 + n - 1),
+ * inside the output map. Pixels whose 9 taps are all inside the input: the taps sign-extended by the
+ * loads and packed two per word (PKHBT, no im2col buffer), the zero point folded into the bias
+ * (bias - zp sum w, exact in int32), 5 SMLADs per output channel against the weights widened once
+ * (w0 w1, w2 w3, w4 w5, w6 w7, w8 0; wq: 5 words per channel). small: every channel's sums and shift
+ * are in rnn_mbqm_small's range (checked once per call). Other pixels: conv_fast_span. */
+static void conv_1ch_3x3_span(const rnn_conv_params *p, const rnn_view *in, int32_t y, int32_t x0, int32_t n,
+                              int8_t *dst, const uint32_t *wq, const int32_t *bias_zp, int small, const int8_t *padded) {
+    const int32_t cout = p->out_c, iy0 = y * p->sh - p->pad_top, zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t *mult = p->mult, *shift = p->shift;
+    const int rows_in = iy0 >= 0 && iy0 + 3 <= in->map_h;
+    const int8_t *r0 = in->data + (iy0 - in->row0) * in->w - in->col0, *r1 = r0 + in->w, *r2 = r1 + in->w;
+    for (int32_t i = 0; i < n; i++, dst += cout) {
+        const int32_t ix0 = (x0 + i) * p->sw - p->pad_left;
+        if (!rows_in || ix0 < 0 || ix0 + 3 > in->map_w) {
+            conv_fast_span(p, in, y, x0 + i, 1, dst, padded, 12);
+            continue;
+        }
+        const uint32_t t0 = rnn_pack16(r0[ix0], r0[ix0 + 1]), t1 = rnn_pack16(r0[ix0 + 2], r1[ix0]);
+        const uint32_t t2 = rnn_pack16(r1[ix0 + 1], r1[ix0 + 2]), t3 = rnn_pack16(r2[ix0], r2[ix0 + 1]);
+        const uint32_t t4 = rnn_pack16(r2[ix0 + 2], 0);
+        const uint32_t *w = wq;
+        for (int32_t o = 0; o < cout; o++, w += 5) {
+            int32_t acc = rnn_smlad(w[0], t0, bias_zp[o]);
+            acc = rnn_smlad(w[1], t1, acc);
+            acc = rnn_smlad(w[2], t2, acc);
+            acc = rnn_smlad(w[3], t3, acc);
+            acc = rnn_smlad(w[4], t4, acc);
+            int32_t v;
+            if (small) { /* rnn_mbqm_small, its range checked once for the layer */
+                const int32_t u = rnn_smmulr(acc * 2, mult[o]), right = -shift[o];
+                v = ((u * 2 + (1 << right) + (u >> 31)) >> (1 + right)) + zp;
+            } else {
+                v = rnn_mbqm_fast(acc, mult[o], shift[o]) + zp;
+            }
+            dst[o] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+}
+
+/* The columns [*lo, *hi) of output row oy of a region that are inside the output map (one run);
+ * the others of dst (that row) set to the zero point. */
+static void rnn_row_inside(const rnn_region *out, int32_t oy, int32_t cout, int8_t *dst, int32_t *lo, int32_t *hi) {
+    const int32_t y = out->row0 + oy;
+    int32_t a = -out->col0, b = out->map_w - out->col0;
+    if (y < 0 || y >= out->map_h) a = b = 0;
+    a = a < 0 ? 0 : (a > out->w ? out->w : a);
+    b = b < a ? a : (b > out->w ? out->w : b);
+    for (int32_t i = 0; i < a * cout; i++) dst[i] = (int8_t)out->zp;
+    for (int32_t i = b * cout; i < out->w * cout; i++) dst[i] = (int8_t)out->zp;
+    *lo = a;
+    *hi = b;
+}
+
+/* rnn_conv of a 3x3 conv on one input channel: its weights widened and its biases folded once per
+ * call for conv_1ch_3x3_span (apart, so that its buffers are not on the other convs' stack). */
+static __attribute__((noinline)) void conv_1ch_3x3(const rnn_conv_params *p, const rnn_view *in,
+                                                   const rnn_region *out, const int8_t *padded) {
+    const int32_t cout = p->out_c;
+    uint32_t wq[5 * cout];
+    int32_t bias_zp[cout];
+    int small = 1; /* |sum| < 2^29 for every input (int8 taps) and -28 <= shift <= 0: rnn_mbqm_small applies */
+    for (int32_t o = 0; o < cout; o++) {
+        const int8_t *w = p->w + 9 * o;
+        int32_t wsum = 0, wabs = 0;
+        for (int32_t j = 0; j < 9; j++) {
+            wsum += w[j];
+            wabs += w[j] < 0 ? -w[j] : w[j];
+        }
+        for (int32_t j = 0; j < 4; j++) wq[5 * o + j] = rnn_pack16(w[2 * j], w[2 * j + 1]);
+        wq[5 * o + 4] = rnn_pack16(w[8], 0);
+        bias_zp[o] = p->bias[o] - p->in_zp * wsum;
+        const int64_t bound = (int64_t)(bias_zp[o] < 0 ? -(int64_t)bias_zp[o] : bias_zp[o]) + 128 * (int64_t)wabs;
+        small = small && bound < (1 << 29) && p->shift[o] <= 0 && p->shift[o] >= -28;
+    }
+    for (int32_t oy = 0; oy < out->h; oy++) {
+        int8_t *dst = out->data + oy * out->w * cout;
+        int32_t lo, hi;
+        rnn_row_inside(out, oy, cout, dst, &lo, &hi);
+        if (hi > lo)
+            conv_1ch_3x3_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout, wq, bias_zp, small,
+                              padded);
+    }
+}
+
 void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *out) {
     const int32_t cout = p->out_c, k = p->kh * p->kw * in->c, few = (in->c & 3) != 0, kk = few ? (k + 3) & ~3 : k;
     if (p->depthwise ? cout != in->c : kk > RNN_IM2COL_MAX || (few && cout * kk > RNN_PADDED_WEIGHTS_MAX)) {
@@ -657,19 +766,17 @@ void rnn_conv(const rnn_conv_params *p, const rnn_view *in, const rnn_region *ou
     }
     int8_t padded[!p->depthwise && few ? cout * kk : 1];
     if (!p->depthwise && few) conv_weights_paired(p->w, cout, k, kk, padded);
+    if (!p->depthwise && in->c == 1 && p->kh == 3 && p->kw == 3) {
+        conv_1ch_3x3(p, in, out, padded);
+        return;
+    }
     for (int32_t oy = 0; oy < out->h; oy++) {
-        const int32_t y = out->row0 + oy;
         int8_t *dst = out->data + oy * out->w * cout;
-        /* the columns inside the output map are one run [lo, hi) of the region's */
-        int32_t lo = -out->col0, hi = out->map_w - out->col0;
-        if (y < 0 || y >= out->map_h) lo = hi = 0;
-        lo = lo < 0 ? 0 : (lo > out->w ? out->w : lo);
-        hi = hi < lo ? lo : (hi > out->w ? out->w : hi);
-        for (int32_t i = 0; i < lo * cout; i++) dst[i] = (int8_t)out->zp;
-        for (int32_t i = hi * cout; i < out->w * cout; i++) dst[i] = (int8_t)out->zp;
+        int32_t lo, hi;
+        rnn_row_inside(out, oy, cout, dst, &lo, &hi);
         if (hi == lo) continue;
-        if (p->depthwise) depthwise_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout);
-        else conv_fast_span(p, in, y, out->col0 + lo, hi - lo, dst + lo * cout, few ? padded : p->w, kk);
+        if (p->depthwise) depthwise_fast_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout);
+        else conv_fast_span(p, in, out->row0 + oy, out->col0 + lo, hi - lo, dst + lo * cout, few ? padded : p->w, kk);
     }
 }
 
@@ -729,7 +836,7 @@ static int fastgrnn_fast_ok(const rnn_fastgrnn *g) {
 
 /* A cell's per-unit constants, gathered once per patch so the step loop reads one table. */
 typedef struct {
-    int32_t u_mult, u_round, u_right, bias_gate, bias_update, w_mult, w_round, w_right;
+    int32_t u_mult, u_round, u_right, gate_offset, bias_update, w_mult, w_round, w_right;
 } rnn_unit;
 
 static void fastgrnn_units_table(const rnn_fastgrnn *g, rnn_unit *t) {
@@ -737,7 +844,7 @@ static void fastgrnn_units_table(const rnn_fastgrnn *g, rnn_unit *t) {
         t[i].u_mult = g->u_mult[i];
         t[i].u_round = 1 << -g->u_shift[i]; /* rnn_mbqm_small's rounding, unrolled */
         t[i].u_right = 1 - g->u_shift[i];
-        t[i].bias_gate = g->bias_gate[i];
+        t[i].gate_offset = g->bias_gate[i] + 32768; /* ssat16(x) + 32768 = usat16(x + 32768) */
         t[i].bias_update = g->bias_update[i];
         t[i].w_mult = g->w_mult[i];
         t[i].w_round = 1 << -g->w_shift[i];
@@ -745,20 +852,25 @@ static void fastgrnn_units_table(const rnn_fastgrnn *g, rnn_unit *t) {
     }
 }
 
-/* One unit's step (IntFastGRNN.scan): v = W x (Q15) + requantized U h, state *h updated in place. */
+/* One unit's step (IntFastGRNN.scan): the new state from v = W x (Q15) + requantized U h and the old one. */
+static inline int16_t fastgrnn_next(const rnn_unit *t, int32_t v, int32_t zeta, int32_t zeta_one, int32_t nu,
+                                    int32_t state_shift, int32_t state_round, int32_t h) {
+    const int32_t z = (rnn_usat16(v + t->gate_offset) + 1) >> 1; /* quantSigmoid, Q15 */
+    const int32_t c = rnn_ssat16(v + t->bias_update);              /* quantTanh */
+    const int32_t coef = ((zeta_one - zeta * z) >> 15) + nu;
+    const int32_t next = ((coef * c + state_round) >> state_shift) + ((z * h + (1 << 14)) >> 15);
+    return (int16_t)rnn_ssat16(next);
+}
+
+/* fastgrnn_next on the state *h, in place. */
 static inline void fastgrnn_unit(const rnn_unit *t, int32_t v, int32_t zeta, int32_t zeta_one, int32_t nu,
                                  int32_t state_shift, int32_t state_round, int16_t *h) {
-    const int32_t z_pre = rnn_ssat16(v + t->bias_gate);
-    const int32_t c = rnn_ssat16(v + t->bias_update); /* quantTanh */
-    const int32_t z = (z_pre + 32769) >> 1;          /* quantSigmoid, Q15 */
-    const int32_t coef = ((zeta_one - zeta * z) >> 15) + nu;
-    const int32_t next = ((coef * c + state_round) >> state_shift) + ((z * *h + (1 << 14)) >> 15);
-    *h = (int16_t)rnn_ssat16(next);
+    *h = fastgrnn_next(t, v, zeta, zeta_one, nu, state_shift, state_round, *h);
 }
 
 /* U h requantized (rnn_mbqm_small with the unit's constants). */
-static inline int32_t fastgrnn_uh(const rnn_unit *t, int32_t acc) {
-    const int32_t u = rnn_smmulr(acc * 2, t->u_mult);
+static inline int32_t fastgrnn_uh(const rnn_unit *t, int32_t acc2) {
+    const int32_t u = rnn_smmulr(acc2, t->u_mult);
     return (u * 2 + t->u_round + (u >> 31)) >> t->u_right;
 }
 
@@ -814,6 +926,80 @@ static void fastgrnn_step16(const rnn_fastgrnn *g, const rnn_unit *t, const int1
 #undef RNN_UNIT16
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* Rows uw[0..7] and uw[8..15] (q15 pairs) times the states h[0..7] (a) and h[8..15] (b), added to
+ * *a0, *a1 (a) and *b0, *b1 (b). In assembly so that each LDRD brings two words and nothing spills:
+ * per 2 state words, 3 LDRDs and 8 SMLADs (16 multiply-accumulates). */
+#define RNN_DOT_WORDS(o, p)                                                                              \
+    "ldrd %[w0], %[w1], [%[u], #" #o "]\n\t"                                                             \
+    "ldrd %[w2], %[w3], [%[u], #" #p "]\n\t"                                                             \
+    "ldrd %[x0], %[x1], [%[h], #" #o "]\n\t"                                                             \
+    "smlad %[a0], %[w0], %[x0], %[a0]\n\t"                                                               \
+    "smlad %[a0], %[w1], %[x1], %[a0]\n\t"                                                               \
+    "smlad %[a1], %[w2], %[x0], %[a1]\n\t"                                                               \
+    "smlad %[a1], %[w3], %[x1], %[a1]\n\t"                                                               \
+    "ldrd %[x0], %[x1], [%[h], #" #p "]\n\t"                                                             \
+    "smlad %[b0], %[w0], %[x0], %[b0]\n\t"                                                               \
+    "smlad %[b0], %[w1], %[x1], %[b0]\n\t"                                                               \
+    "smlad %[b1], %[w2], %[x0], %[b1]\n\t"                                                               \
+    "smlad %[b1], %[w3], %[x1], %[b1]\n\t"
+static inline void fastgrnn_dot16x2(const uint32_t *uw, const uint32_t *h, int32_t *a0, int32_t *a1, int32_t *b0,
+                                    int32_t *b1) {
+    uint32_t w0, w1, w2, w3, x0, x1;
+    __asm__(RNN_DOT_WORDS(0, 32) RNN_DOT_WORDS(8, 40) RNN_DOT_WORDS(16, 48) RNN_DOT_WORDS(24, 56)
+            : [a0] "+r"(*a0), [a1] "+r"(*a1), [b0] "+r"(*b0), [b1] "+r"(*b1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+              [w2] "=&r"(w2), [w3] "=&r"(w3), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [u] "r"(uw), [h] "r"(h)
+            : "memory");
+}
+#undef RNN_DOT_WORDS
+#else
+static inline void fastgrnn_dot16x2(const uint32_t *uw, const uint32_t *h, int32_t *a0, int32_t *a1, int32_t *b0,
+                                    int32_t *b1) {
+    for (int32_t j = 0; j < 8; j++) {
+        *a0 = rnn_smlad(uw[j], h[j], *a0);
+        *a1 = rnn_smlad(uw[8 + j], h[j], *a1);
+        *b0 = rnn_smlad(uw[j], h[8 + j], *b0);
+        *b1 = rnn_smlad(uw[8 + j], h[8 + j], *b1);
+    }
+}
+#endif
+
+/* A step after the first of two sequences of a hidden-16 cell together (RNN1's rows r and r + 1, RNN2's
+ * forward and backward sweeps): old states h (sequence a in words 0-7, b in words 8-15, paired layout)
+ * to new states n, proj a and b: their W x. Two units at a time: per two state words, two LDRDs of U
+ * (doubled q15, rows 8 words apart) and two of the states feed 8 SMLADs; each unit's constants
+ * serve both sequences. h, n and uw word-aligned (LDRD). */
+static inline __attribute__((always_inline)) void fastgrnn_step16x2_bits(
+    const rnn_fastgrnn *g, const rnn_unit *t, const uint32_t *uw, const int32_t *pa, const int32_t *pb,
+    const uint32_t *h, uint32_t *n, int32_t state_bits) {
+    const int32_t zeta = g->zeta, nu = g->nu, zeta_one = zeta * 32768 + (1 << 14);
+    const int32_t state_shift = 15 + state_bits, state_round = 1 << (14 + state_bits);
+    const int16_t *old = (const int16_t *)h;
+    int16_t *next = (int16_t *)n;
+    for (int32_t i = 0; i < 16; i += 2, uw += 16, t += 2) {
+        int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+        fastgrnn_dot16x2(uw, h, &a0, &a1, &b0, &b1);
+        const int32_t at0 = (i & ~3) | ((i >> 1) & 1), at1 = at0 + 2; /* units i, i + 1 in the paired layout */
+        next[at0] = fastgrnn_next(t, pa[i] + fastgrnn_uh(t, a0), zeta, zeta_one, nu, state_shift, state_round,
+                                  old[at0]);
+        next[16 + at0] = fastgrnn_next(t, pb[i] + fastgrnn_uh(t, b0), zeta, zeta_one, nu, state_shift, state_round,
+                                       old[16 + at0]);
+        next[at1] = fastgrnn_next(t + 1, pa[i + 1] + fastgrnn_uh(t + 1, a1), zeta, zeta_one, nu, state_shift,
+                                  state_round, old[at1]);
+        next[16 + at1] = fastgrnn_next(t + 1, pb[i + 1] + fastgrnn_uh(t + 1, b1), zeta, zeta_one, nu, state_shift,
+                                       state_round, old[16 + at1]);
+    }
+}
+
+/* fastgrnn_step16x2_bits, with the common state_bits = 0 (shifts by constants) compiled apart; not inlined
+ * into the scan, whose other paths would share (and grow) its stack frame. */
+static __attribute__((noinline)) void fastgrnn_step16x2(const rnn_fastgrnn *g, const rnn_unit *t, const uint32_t *uw, const int32_t *pa,
+                              const int32_t *pb, const uint32_t *h, uint32_t *n) {
+    if (g->state_bits == 0) fastgrnn_step16x2_bits(g, t, uw, pa, pb, h, n, 0);
+    else fastgrnn_step16x2_bits(g, t, uw, pa, pb, h, n, g->state_bits);
+}
+
 /* Sequences a and b (hb NULL: a only) of `steps` steps from zero states; the projection of
  * sequence s at step t is proj + (start_s + t delta_s) hidden. hb, when given, is ha + hidden. */
 static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const int16_t *uq, const int32_t *proj,
@@ -822,6 +1008,21 @@ static void fastgrnn_scan2(const rnn_fastgrnn *g, const rnn_unit *units, const i
                            int32_t *acc) {
     const int32_t hid = g->hidden, nvec = hb != 0 ? 2 : 1;
     for (int32_t i = 0; i < nvec * hid; i++) ha[i] = 0;
+    if (hid == 16 && hb != 0 && (((uintptr_t)ha | (uintptr_t)uq) & 3) == 0) { /* ping-pong: ha and acc */
+        uint32_t *cur = (uint32_t *)ha, *nxt = (uint32_t *)acc; /* acc: 2 hidden int32, room for both states */
+        fastgrnn_units(g, units, proj + start_a * hid, 0, ha);
+        fastgrnn_units(g, units, proj + start_b * hid, 0, hb);
+        for (int32_t t = 1; t < steps; t++) {
+            fastgrnn_step16x2(g, units, (const uint32_t *)uq, proj + (start_a + t * delta_a) * hid,
+                              proj + (start_b + t * delta_b) * hid, cur, nxt);
+            uint32_t *done = nxt;
+            nxt = cur;
+            cur = done;
+        }
+        if (cur != (uint32_t *)ha)
+            for (int32_t i = 0; i < 16; i++) ((uint32_t *)ha)[i] = cur[i];
+        return;
+    }
     if (hid == 16) {
         for (int32_t t = 0; t < steps; t++) {
             const int32_t *pa = proj + (start_a + t * delta_a) * hid, *pb = proj + (start_b + t * delta_b) * hid;
@@ -850,10 +1051,26 @@ static void fastgrnn_project(const rnn_fastgrnn *g, const rnn_unit *t, const int
         const uint32_t a0 = rnn_read32(xs), a1 = rnn_read32(xs + 2), b0 = rnn_read32(xs + 4), b1 = rnn_read32(xs + 6);
         for (int32_t i = 0; i < hid; i++, wq += 4, t++) {
             const uint32_t w0 = rnn_read32(wq), w1 = rnn_read32(wq + 2);
-            const int32_t ua = rnn_smmulr(rnn_smlad(w1, a1, rnn_smlad(w0, a0, 0)) * 2, t->w_mult);
-            const int32_t ub = rnn_smmulr(rnn_smlad(w1, b1, rnn_smlad(w0, b0, 0)) * 2, t->w_mult);
+            const int32_t ua = rnn_smmulr(rnn_smlad(w1, a1, rnn_smlad(w0, a0, 0)), t->w_mult);
+            const int32_t ub = rnn_smmulr(rnn_smlad(w1, b1, rnn_smlad(w0, b0, 0)), t->w_mult);
             proj[i] = (ua * 2 + t->w_round + (ua >> 31)) >> t->w_right; /* rnn_mbqm_small, unrolled */
             proj[hid + i] = (ub * 2 + t->w_round + (ub >> 31)) >> t->w_right;
+        }
+        return;
+    }
+    if (in == 16 && (hid & 1) == 0 && (count & 1) == 0 && (((uintptr_t)wq | (uintptr_t)xs) & 3) == 0) {
+        for (int32_t s = 0; s < count; s += 2, xs += 32, proj += 2 * hid) { /* 2 units x 2 vectors per pass */
+            for (int32_t i = 0; i < hid; i += 2) {
+                int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+                fastgrnn_dot16x2((const uint32_t *)(wq + 16 * i), (const uint32_t *)xs, &a0, &a1, &b0, &b1);
+                const rnn_unit *u0 = t + i, *u1 = u0 + 1;
+                const int32_t ua0 = rnn_smmulr(a0, u0->w_mult), ub0 = rnn_smmulr(b0, u0->w_mult);
+                const int32_t ua1 = rnn_smmulr(a1, u1->w_mult), ub1 = rnn_smmulr(b1, u1->w_mult);
+                proj[i] = (ua0 * 2 + u0->w_round + (ua0 >> 31)) >> u0->w_right; /* rnn_mbqm_small, unrolled */
+                proj[hid + i] = (ub0 * 2 + u0->w_round + (ub0 >> 31)) >> u0->w_right;
+                proj[i + 1] = (ua1 * 2 + u1->w_round + (ua1 >> 31)) >> u1->w_right;
+                proj[hid + i + 1] = (ub1 * 2 + u1->w_round + (ub1 >> 31)) >> u1->w_right;
+            }
         }
         return;
     }
@@ -863,36 +1080,68 @@ static void fastgrnn_project(const rnn_fastgrnn *g, const rnn_unit *t, const int
         rnn_matvec_q15q15(wq, hid, in, xs + s * in, nvec, pa);
         for (int32_t v = 0; v < nvec; v++, pa += hid)
             for (int32_t i = 0; i < hid; i++) {
-                const int32_t u = rnn_smmulr(pa[i] * 2, t[i].w_mult); /* rnn_mbqm_small, unrolled */
+                const int32_t u = rnn_smmulr(pa[i], t[i].w_mult); /* rnn_mbqm_small, unrolled */
                 pa[i] = (u * 2 + t[i].w_round + (u >> 31)) >> t[i].w_right;
             }
     }
 }
 
-static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                               int8_t *out) {
+/* RNN1 projections to Q15 of 4 pixels of 4 channels (xs: pixel v in words 2 v, 2 v + 1, paired q15)
+ * for all `hid` units (ww: 2 words of doubled q15 weights per unit), pixel v's at proj + v hid: each
+ * unit's weights and constants stay in registers for the 4 pixels. */
+static void fastgrnn_project4x4(const rnn_unit *t, int32_t hid, const uint32_t *ww, const uint32_t *xs, int32_t *proj) {
+    for (int32_t i = 0; i < hid; i++, ww += 2, t++) {
+        const uint32_t w0 = ww[0], w1 = ww[1];
+        const int32_t mult = t->w_mult, round = t->w_round, right = t->w_right;
+#pragma GCC unroll 4
+        for (int32_t v = 0; v < 4; v++) {
+            const int32_t u = rnn_smmulr(rnn_smlad(w1, xs[2 * v + 1], rnn_smlad(w0, xs[2 * v], 0)), mult);
+            proj[v * hid + i] = (u * 2 + round + (u >> 31)) >> right; /* rnn_mbqm_small, unrolled */
+        }
+    }
+}
+
+/* reuse: the scratch holds patch (oy, ox - 1)'s column summaries; its columns sw .. kw - 1 are this
+ * patch's columns 0 .. kw - sw - 1 (the same pixels, the same zero start state: the same integers). */
+static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int reuse,
+                               void *scratch, int8_t *out) {
     const rnn_fastgrnn *g1 = &p->rnn1, *g2 = &p->rnn2;
     const int32_t h1 = g1->hidden, h2 = g2->hidden, kh = p->kh, kw = p->kw, c = g1->input;
     const int32_t hmax = h1 > h2 ? h1 : h2;
     int16_t *rows = (int16_t *)scratch, *cols = rows + kh * h1, *states = cols + kw * h1;
-    int16_t xs[2 * c];               /* two pixels minus the zero point, q15 */
+    uint32_t xw[2 * c];              /* four pixels minus the zero point, q15 (two in the general path) */
+    int16_t *xs = (int16_t *)xw;
     int32_t proj1[kh * kw * h1];     /* RNN1 projections of the patch's pixels */
     int32_t proj2[(kh + kw) * h2];   /* RNN2 projections of the row and column summaries */
     int32_t acc[2 * hmax];
     rnn_unit units1[h1], units2[h2];
     fastgrnn_units_table(g1, units1);
     fastgrnn_units_table(g2, units2);
-    int16_t w1q[h1 * c], u1q[h1 * h1], w2q[h2 * h1], u2q[h2 * h2]; /* the weights in q15, paired rows */
+    /* the weights doubled in q15, paired rows, word-aligned (fastgrnn_step16x2 reads them in pairs of words) */
+    uint32_t w1w[(h1 * c + 1) / 2], u1w[(h1 * h1 + 1) / 2], w2w[(h2 * h1 + 1) / 2], u2w[(h2 * h2 + 1) / 2];
+    int16_t *w1q = (int16_t *)w1w, *u1q = (int16_t *)u1w, *w2q = (int16_t *)w2w, *u2q = (int16_t *)u2w;
     for (int32_t i = 0; i < h1; i++) {
-        rnn_widen(g1->w + i * c, c, 0, w1q + i * c);
-        rnn_widen(g1->u + i * h1, h1, 0, u1q + i * h1);
+        rnn_widen_doubled(g1->w + i * c, c, w1q + i * c);
+        rnn_widen_doubled(g1->u + i * h1, h1, u1q + i * h1);
     }
     for (int32_t i = 0; i < h2; i++) {
-        rnn_widen(g2->w + i * h1, h1, 0, w2q + i * h1);
-        rnn_widen(g2->u + i * h2, h2, 0, u2q + i * h2);
+        rnn_widen_doubled(g2->w + i * h1, h1, w2q + i * h1);
+        rnn_widen_doubled(g2->u + i * h2, h2, u2q + i * h2);
     }
     const int32_t y0 = oy * p->sh - p->pad_top, x0 = ox * p->sw - p->pad_left;
-    for (int32_t k = 0; k < kh * kw; k += 2) { /* pixels k, k + 1 of the patch, row by row */
+    int32_t k = 0;
+    if (c == 4 && (kw & 3) == 0) { /* 4 pixels of a patch row at a time */
+        for (; k < kh * kw; k += 4) {
+            const int32_t y = y0 + k / kw, x = x0 + k % kw;
+            const int8_t *row = in->data + ((y - in->row0) * in->w + (x - in->col0)) * 4;
+            const int row_in = y >= 0 && y < in->map_h;
+            for (int32_t e = 0; e < 4; e++)
+                rnn_widen(row_in && x + e >= 0 && x + e < in->map_w ? row + 4 * e : (const int8_t *)0, 4, p->in_zp,
+                          (int16_t *)(xw + 2 * e));
+            fastgrnn_project4x4(units1, h1, w1w, xw, proj1 + k * h1);
+        }
+    }
+    for (; k < kh * kw; k += 2) { /* pixels k, k + 1 of the patch, row by row */
         const int32_t count = kh * kw - k < 2 ? 1 : 2;
         for (int32_t e = 0; e < count; e++) {
             const int32_t y = y0 + (k + e) / kw, x = x0 + (k + e) % kw;
@@ -905,7 +1154,12 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     for (int32_t r = 0; r < kh; r += 2) /* RNN1 along rows r, r + 1: pixel (r, t) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kw, r * kw, 1, rows + r * h1, (r + 1) * kw, 1,
                        r + 1 < kh ? rows + (r + 1) * h1 : 0, acc);
-    for (int32_t k = 0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
+    int32_t k0 = 0; /* the first column to compute */
+    if (reuse) {
+        k0 = kw - p->sw;
+        for (int32_t i = 0; i < k0 * h1; i++) cols[i] = cols[p->sw * h1 + i]; /* forward: dst before src */
+    }
+    for (int32_t k = k0; k < kw; k += 2) /* RNN1 down columns k, k + 1: pixel (t, k) */
         fastgrnn_scan2(g1, units1, u1q, proj1, kh, k, kw, cols + k * h1, k + 1, kw, k + 1 < kw ? cols + (k + 1) * h1 : 0,
                        acc);
     fastgrnn_project(g2, units2, w2q, rows, kh + kw, proj2); /* rows then cols: contiguous in the scratch */
@@ -914,14 +1168,14 @@ static void rnnpool_patch_fast(const rnn_rnnpool_params *p, const rnn_view *in, 
     fastgrnn_scan2(g2, units2, u2q, proj2, kw, kh, 1, states + 2 * h2, kh + kw - 1, -1, states + 3 * h2, acc);
     for (int32_t s = 0; s < 4; s++)
         for (int32_t i = 0; i < h2; i++)
-            out[s * h2 + i] = rnn_requant(states[s * h2 + rnn_paired(i, h2)], p->out_mult, p->out_shift, p->out_zp,
-                                          -128, 127);
+            out[s * h2 + i] = rnn_rq(states[s * h2 + rnn_paired(i, h2)], p->out_mult, p->out_shift, p->out_zp, -128,
+                                     127);
 }
 
-void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                       int8_t *out) {
+void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
+                       void *scratch, int8_t *out) {
     if (fastgrnn_fast_ok(&p->rnn1) && fastgrnn_fast_ok(&p->rnn2) && p->rnn2.input == p->rnn1.hidden)
-        rnnpool_patch_fast(p, in, oy, ox, scratch, out);
+        rnnpool_patch_fast(p, in, oy, ox, reuse_left && ox > 0 && p->sw < p->kw, scratch, out);
     else
         rnnpool_patch_reference(p, in, oy, ox, scratch, out);
 }
@@ -939,8 +1193,9 @@ static void depthwise_row(const rnn_conv_params *dw, const int8_t *const *rows, 
     depthwise_row_reference(dw, rows, in_w, mid, out_w, dw_row);
 }
 
-void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                       int8_t *out) {
+void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
+                       void *scratch, int8_t *out) {
+    (void)reuse_left; /* the plain loops recompute every summary */
     rnnpool_patch_reference(p, in, oy, ox, scratch, out);
 }
 

@@ -117,8 +117,11 @@ typedef struct {
 
 /* Scratch bytes of rnn_rnnpool_patch: row and column summaries, RNN2 states, one int32 vector. */
 int32_t rnn_rnnpool_scratch_bytes(const rnn_rnnpool_params *p);
-/* One patch (output position oy, ox): 4 * hidden2 int8 values written to out. */
-void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, void *scratch,
-                       int8_t *out);
+/* One patch (output position oy, ox): 4 * hidden2 int8 values written to out. reuse_left nonzero
+ * promises that scratch still holds what the previous call left there, for patch (oy, ox - 1): the
+ * optimized kernel then takes the column summaries the two patches share (RNN1 down the kw - sw
+ * columns they overlap in) from it instead of recomputing them. */
+void rnn_rnnpool_patch(const rnn_rnnpool_params *p, const rnn_view *in, int32_t oy, int32_t ox, int32_t reuse_left,
+                       void *scratch, int8_t *out);
 
 #endif

@@ -110,7 +110,7 @@ class RNNPoolOp(Op):
                 "scratch here */",
                 f"    for (int32_t i = 0; i < {ho}; i++)",
                 f"      for (int32_t j = 0; j < {wo}; j++)",
-                f"        rnn_rnnpool_patch(&{p}, &in, i, j, scratch, {ctx.buf(out)} + (i * {wo} + j) * {co});"]
+                f"        rnn_rnnpool_patch(&{p}, &in, i, j, j > 0, scratch, {ctx.buf(out)} + (i * {wo} + j) * {co});"]
 
     def emit_c_stem(self, step: StemStep) -> list[str]:
         """Patch ``(pi, pj)`` of the grid is output position ``(pi, pj)`` (the grid may be larger)."""
@@ -121,14 +121,25 @@ class RNNPoolOp(Op):
         scratch = f"{self.name} scratch"
         if self.c_scratch_bytes() > ctx.buffers[scratch][1]:
             raise AssertionError(f"{self.where}: the planner's scratch is smaller than the C kernel's")
+        # the previous patch (pi, pj - 1) left its column summaries in the scratch unless a buffer of
+        # the patch loop shares the scratch's bytes (the planner reuses freed space)
+        reuse = "pj > 0" if _scratch_persists(ctx.buffers, scratch) else "0"
         lines = []
         if step.terminal:
             lines += [f"if (pi < {ho} && pj < {wo})",
-                      f"  rnn_rnnpool_patch(&{p}, &in, pi, pj, {ctx.buf(scratch)}, "
+                      f"  rnn_rnnpool_patch(&{p}, &in, pi, pj, {reuse}, {ctx.buf(scratch)}, "
                       f"{ctx.buf(out)} + (pi * {wo} + pj) * {co});"]
         if f"{out} crop" in ctx.buffers:
             raise UnsupportedError(f"layer {self.module!r}: an RNNPool read by later stem ops is not exported")
         return lines
+
+
+def _scratch_persists(buffers: dict[str, tuple[int, int]], scratch: str) -> bool:
+    """True when no other per-patch buffer of the stem (crops, tiles, scratches) overlaps ``scratch``:
+    then nothing writes its bytes between one patch's RNNPool and the next's."""
+    start, size = buffers[scratch]
+    return not any(name != scratch and name.endswith((" crop", " tile", " scratch")) and off < start + size
+                   and start < off + length for name, (off, length) in buffers.items())
 
 
 def prepare_rnnpools(model: nn.Module, convert_activations: bool) -> None:
