@@ -123,3 +123,11 @@ def test_results_record_the_commit_and_only_this_builds_files_count(tmp_path) ->
     assert not fresh and len(stale) == 4
     loaded = ChapterResults.load(runs["a"].save(tmp_path))
     assert loaded.commit == "c1"
+
+
+def test_display_value_keeps_small_numbers_visible() -> None:
+    from rnnpool_lite.repro.results import display_value
+
+    assert display_value(2.113245263224428e-07) == "2.113e-07"
+    assert display_value(15.158) == "15.16" and display_value(640) == 640
+    assert display_value(None) == "" and display_value("8, 8") == "8, 8"

@@ -254,6 +254,16 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+def display_value(value: Any) -> Any:
+    """A number as a table shows it: 4 significant digits, in scientific notation where fixed
+    notation would hide it (``2.1e-07``, not ``0.0``); anything else unchanged, ``None`` blank."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
 def load_all(directory: str | Path) -> dict[str, ChapterResults]:
     """Every ``*.json`` results file in ``directory``, by chapter name (empty if there is none)."""
     return {p.stem: ChapterResults.load(p) for p in sorted(Path(directory).glob("*.json"))}
