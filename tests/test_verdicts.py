@@ -34,7 +34,7 @@ def test_every_expected_claim_has_a_row_and_records_fill_theirs() -> None:
     assert avg["verdict"] == "reproduced" and avg["link"] == "{ref}`chapter 5 <sec-x>`"
     assert avg["ours"].startswith("+9.75 (95% CI") and "n=4, quick tier" in avg["ours"]
     renet = table[table["claim"] == "RNNPool vs ReNet"].iloc[0]
-    assert renet["verdict"].startswith("contradicted (sign reversed)")
+    assert renet["verdict"] == "contradicted (sign reversed)"
     assert table.index[table["claim"] == "RNNPool vs ReNet"][0] == 3  # the ReNet row's place
     assert table.iloc[-1]["claim"] == "something else" and table.iloc[-1]["chapter"] == "11_new_chapter"
     missing = table[table["verdict"] == NOT_RUN]

@@ -88,7 +88,7 @@ def _verdict(record: Mapping[str, Any]) -> str:
         text += " (sign reversed)"
     if record["verdict"] != "reproduced":
         settle = record.get("resolve") or ""
-        if not settle and record.get("seeds_needed"):
+        if not settle and record["verdict"] == "inconclusive" and record.get("seeds_needed"):
             settle = f"about {record['seeds_needed']} seeds would decide it"
         if settle:
             text += f"; {settle}"
