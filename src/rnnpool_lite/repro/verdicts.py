@@ -78,7 +78,8 @@ def _ours(record: Mapping[str, Any]) -> str:
     if mean is None or low is None or high is None:
         return f"n={record['n']}, {record['tier']} tier"
     confidence = f"{100 * record['confidence']:.0f}% CI" if record.get("confidence") else "CI"
-    return (f"{mean:+.3g} ({confidence} {low:+.3g} to {high:+.3g}), "
+    # two decimals, as compare_paired's sentence in the chapter writes them
+    return (f"{mean:+.2f} ({confidence} {low:+.2f} to {high:+.2f}), "
             f"{record['a']} - {record['b']}, n={record['n']}, {record['tier']} tier")
 
 
