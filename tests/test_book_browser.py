@@ -5,7 +5,10 @@ hour of a full build) with warnings as errors (``-W -n``), serves it on localhos
 page in Chromium through Playwright. A page passes when it raises no JavaScript error, logs no
 console error, requests nothing outside localhost (the HTML must work offline: MathJax ships in
 ``_static``), shows every image, has every formula typeset by MathJax (no raw ``\\(`` left in
-the text) and links only to pages and anchors that exist. The search page must find "RNNPool".
+the text) and links only to pages and anchors that exist, and no code (a cell's input, folded or
+not, or a code block of the text) is wider than its column at a 1280 px window, where the reader
+would have to scroll it sideways. Every page of ``_toc.yml`` (chapters, labs, back matter) must be
+built. The search page must find "RNNPool".
 Exercise solutions must be folded dropdowns. A screenshot of every page goes to
 ``_build/screenshots/`` for a human look.
 
@@ -90,6 +93,33 @@ async () => {
 """
 
 
+# Code that scrolls sideways: every <pre> of a highlighted block that is not a cell's output, with
+# folded cells (MyST-NB's hide-input <details>) opened for the measurement and closed again.
+WIDE_CODE_SCRIPT = r"""
+() => {
+  const closed = Array.from(document.querySelectorAll('details:not([open])'));
+  closed.forEach(d => { d.open = true; });
+  const wide = Array.from(document.querySelectorAll('div.highlight pre'))
+    .filter(pre => !pre.closest('.cell_output, .output'))
+    .filter(pre => pre.scrollWidth > pre.clientWidth)
+    .map(pre => {
+      const lines = pre.textContent.split('\n');
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+      return `${pre.scrollWidth} > ${pre.clientWidth} px: ${longest.slice(0, 100)}`;
+    });
+  closed.forEach(d => { d.open = false; });
+  return wide;
+}
+"""
+
+
+def _toc_pages() -> list[str]:
+    """The HTML page of every file in ``_toc.yml`` (root, chapters, labs and back matter)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    return [f"{Path(f).with_suffix('').as_posix()}.html" for f in files]
+
+
 def _book_config(tmp: Path) -> Path:
     """_config.yml with execution off and local extension paths made absolute (the file moves)."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -166,6 +196,7 @@ def crawl(book, server):
             page.route("**/*", route)
             page.goto(server + page_path, wait_until="load")
             info = page.evaluate(PAGE_SCRIPT)
+            info["wide_code"] = page.evaluate(WIDE_CODE_SCRIPT)
             page.wait_for_timeout(100)  # late errors of deferred scripts
             shot = SCREENSHOTS / (page_path.replace("/", "__").removesuffix(".html") + ".png")
             page.screenshot(path=str(shot), full_page=True)
@@ -188,9 +219,19 @@ def _report(crawl, key: str) -> dict[str, list]:
 
 def test_book_has_the_expected_pages(crawl):
     pages = set(crawl["pages"])
-    for expected in ("book/intro.html", "book/references.html", "book/instructors.html",
-                     "book/datasets.html", "notebooks/01_rnnpool_operator.html", "notebooks/99_summary.html"):
-        assert expected in pages, f"{expected} missing from the build (pages: {sorted(pages)})"
+    expected = _toc_pages()
+    assert {"book/instructors.html", "labs/lab1_rnnpool.html", "notebooks/99_summary.html"} <= set(expected)
+    missing = [page for page in expected if page not in pages]
+    assert not missing, f"pages of _toc.yml missing from the build: {missing} (pages: {sorted(pages)})"
+
+
+def test_no_code_scrolls_sideways_at_1280_px(crawl):
+    """Every cell input and code block fits its column (scrollWidth <= clientWidth) at 1280 px."""
+    wide = _report(crawl, "wide_code")
+    assert not wide, "code wider than its column (split the lines to 75 characters):\n" + "\n".join(
+        f"{page}: {line}" for page, lines in wide.items() for line in lines)
+    checked = [page for page in _toc_pages() if page.startswith(("labs/", "book/instructors"))]
+    assert all(page in crawl["pages"] for page in checked), "the labs and instructors pages were not crawled"
 
 
 def test_no_javascript_errors(crawl):

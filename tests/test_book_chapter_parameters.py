@@ -20,6 +20,8 @@ CASES = [
     ("02_memory_and_compute", {"model": "mobilenetv9"}, "parameter model='mobilenetv9'"),
     ("06_int8_cortex_m4", {"resolution": [0, 640]}, "parameter resolution=[0, 640]"),
     ("99_summary", {"results_dir": ""}, "parameter results_dir=''"),
+    ("99_summary", {"build_started": "yesterday"}, "parameter build_started='yesterday'"),
+    ("99_summary", {"max_build_hours": 0}, "parameter max_build_hours=0"),
 ]
 
 

@@ -2,6 +2,7 @@
 the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import papermill as pm
@@ -29,8 +30,11 @@ def test_bad_parameter_stops_with_its_name(tmp_path: Path, parameters: dict, mes
         pm.execute_notebook(str(CHAPTER), str(tmp_path / "10.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
                             parameters=parameters)
     assert error.value.ename == "ParameterError" and message in error.value.evalue
-    # parameters, papermill's injected parameters, then the check: nothing ran before it
-    assert error.value.exec_count <= 3
+    # the cell tagged parameters, papermill's injected parameters, then the check: nothing ran
+    # after the check (the hidden install cell comes before the parameters)
+    cells = json.loads(CHAPTER.read_text())["cells"]
+    check = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])) + 2
+    assert error.value.cell_index <= check, f"stopped only in cell {error.value.cell_index}, not {check}"
 
 
 def test_run_notebook_trains_on_vww_layout(tmp_path: Path) -> None:

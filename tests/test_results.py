@@ -100,3 +100,34 @@ def test_verdicts_round_trip_with_the_comparison_that_decided_them(tmp_path) -> 
     assert record["differences"] == [10.0, 9.0, 10.5, 9.5] and record["a"] == "RNNPool"
     frame = loaded.verdict_frame()
     assert list(frame["claim"]) == ["RNNPool beats base"] and frame.loc[0, "tier"] == "quick"
+
+
+def test_results_record_the_commit_and_only_this_builds_files_count(tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from rnnpool_lite.repro.results import git_commit, split_by_build
+
+    head = git_commit(results.__file__.rsplit("/", 1)[0])
+    assert head is None or len(head) == 40
+    assert git_commit(tmp_path) is None  # not a repository
+    start = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    at = lambda minutes: (start + timedelta(minutes=minutes)).isoformat(timespec="seconds")  # noqa: E731
+    runs = {"a": ChapterResults("a", created=at(5), commit="c1"),
+            "b": ChapterResults("b", created=at(-5), commit="c1"),      # an earlier run
+            "c": ChapterResults("c", created=at(5), commit="c0"),       # another commit
+            "d": ChapterResults("d", created=at(5), commit=None)}       # written before commits were kept
+    fresh, stale = split_by_build(runs, "c1", start)
+    assert list(fresh) == ["a"] and sorted(stale) == ["b", "c", "d"]
+    assert "before this build" in stale["b"] and "commit c0" in stale["c"]
+    fresh, stale = split_by_build(runs, None, start)
+    assert not fresh and len(stale) == 4
+    loaded = ChapterResults.load(runs["a"].save(tmp_path))
+    assert loaded.commit == "c1"
+
+
+def test_display_value_keeps_small_numbers_visible() -> None:
+    from rnnpool_lite.repro.results import display_value
+
+    assert display_value(2.113245263224428e-07) == "2.113e-07"
+    assert display_value(15.158) == "15.16" and display_value(640) == 640
+    assert display_value(None) == "" and display_value("8, 8") == "8, 8"

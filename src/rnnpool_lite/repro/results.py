@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -147,6 +148,21 @@ def environment() -> dict[str, Any]:
     }
 
 
+def git_commit(directory: str | Path | None = None) -> str | None:
+    """The git commit checked out at ``directory`` (default: the working directory), or ``None``.
+
+    A results file records it so that the summary page merges only files of its own build.
+    """
+    try:
+        run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if run.returncode != 0:
+        return None
+    return run.stdout.strip() or None
+
+
 @dataclass
 class ChapterResults:
     """A chapter's "paper vs this book" rows, with what is needed to compare two machines' runs.
@@ -162,6 +178,7 @@ class ChapterResults:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=environment)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    commit: str | None = field(default_factory=git_commit)
 
     def add(self, quantity: str, paper: Any, ours: Any, unit: str = "", spread: float | None = None,
             note: str = "") -> None:
@@ -237,9 +254,41 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+def display_value(value: Any) -> Any:
+    """A number as a table shows it: 4 significant digits, in scientific notation where fixed
+    notation would hide it (``2.1e-07``, not ``0.0``); anything else unchanged, ``None`` blank."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
 def load_all(directory: str | Path) -> dict[str, ChapterResults]:
     """Every ``*.json`` results file in ``directory``, by chapter name (empty if there is none)."""
     return {p.stem: ChapterResults.load(p) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def split_by_build(runs: dict[str, ChapterResults], commit: str | None,
+                   since: datetime) -> tuple[dict[str, ChapterResults], dict[str, str]]:
+    """Separate this build's results from leftovers of another run or commit.
+
+    A results file belongs to the build when it was written at or after ``since`` (an aware
+    datetime) from the same git ``commit``; a file without a commit, or any file when ``commit`` is
+    ``None``, is never this build's. Returns the build's files by chapter and, for every other
+    file, why it is stale.
+    """
+    fresh: dict[str, ChapterResults] = {}
+    stale: dict[str, str] = {}
+    for chapter, run in runs.items():
+        created = datetime.fromisoformat(run.created)
+        if commit is None or run.commit != commit:
+            stale[chapter] = f"commit {(run.commit or 'unknown')[:10]}, not {(commit or 'unknown')[:10]}"
+        elif created < since:
+            stale[chapter] = f"written {run.created}, before this build ({since.isoformat(timespec='seconds')})"
+        else:
+            fresh[chapter] = run
+    return fresh, stale
 
 
 def compare(a: str | Path, b: str | Path, rtol: float = 0.0) -> pd.DataFrame:

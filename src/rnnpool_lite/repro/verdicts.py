@@ -1,0 +1,138 @@
+"""The summary page's verdict table: one row per claim of the paper, from the chapters' records.
+
+Each chapter records its paired comparisons with :meth:`ChapterResults.add_verdict`. The summary
+page lists every record of this build's results files, in the order of :data:`EXPECTED_CLAIMS`,
+and adds a "not run in this build" row, linked to the chapter that tests it, for every expected
+claim no record answers. The table is written as MyST Markdown, so its links resolve in the book.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from rnnpool_lite.repro.results import ChapterResults
+
+NOT_RUN = "not run in this build"
+COLUMNS = ["claim", "experiment", "paper", "ours", "verdict", "chapter", "link"]
+
+
+@dataclass(frozen=True)
+class ExpectedClaim:
+    """A claim of the paper the summary must show, and how to recognise its verdict records.
+
+    ``pattern`` is a regular expression searched (case-insensitively) in a record's claim text;
+    a record counts for the first expected claim it matches. ``chapter`` is the results file
+    (and notebook) name of the chapter that tests it, linked where no record exists.
+    """
+
+    claim: str
+    chapter: str
+    pattern: str
+
+
+#: The claims the summary covers, in the order it shows them. The Table 2 downsamplers come
+#: before the model-vs-base claim, whose pattern ("base") their records may also contain.
+EXPECTED_CLAIMS: tuple[ExpectedClaim, ...] = (
+    ExpectedClaim("RNNPool vs average pooling (Table 2)", "05_visual_wake_words",
+                  r"average|avg"),
+    ExpectedClaim("RNNPool vs max pooling (Table 2)", "05_visual_wake_words", r"max[ -]?pool"),
+    ExpectedClaim("RNNPool vs strided convolution (Table 2)", "05_visual_wake_words",
+                  r"strided"),
+    ExpectedClaim("RNNPool vs ReNet (Table 2)", "05_visual_wake_words", r"renet"),
+    ExpectedClaim("RNNPool model as accurate as the base model (Tables 1-2)",
+                  "05_visual_wake_words", r"equivalen|\bbase\b"),
+    ExpectedClaim("Appendix C.2: pooling a whole image in one step", "03_training_probes",
+                  r"C\.2|one[- ]shot"),
+    ExpectedClaim("Table 7: orientation and shape, with a probe that learns",
+                  "03_training_probes", r"table 7|orientation|shape"),
+    ExpectedClaim("Table 18: FastGRNN vs GRU vs LSTM", "07_ablations",
+                  r"table 18|fastgrnn|\bgru\b|lstm"),
+    ExpectedClaim("Table 16: patch size and hidden size", "07_ablations",
+                  r"table 16|patch|hidden"),
+    ExpectedClaim("Figure 3: equal-accuracy RAM ratio", "10_ram_accuracy_tradeoffs",
+                  r"equal[- ]accuracy|figure 3"),
+    ExpectedClaim("RNNPool-Face vs the cascade detector", "04_face_detection", r"cascade"),
+    ExpectedClaim("int8 vs float", "06_int8_cortex_m4", r"int8|quantiz"),
+)
+
+
+def chapter_label(chapter: str) -> str:
+    """"chapter 5" for ``05_visual_wake_words``; the name itself where it has no number."""
+    number = re.match(r"(\d+)_", chapter)
+    return f"chapter {int(number.group(1))}" if number else chapter
+
+
+def _link(chapter: str, section: str) -> str:
+    label = chapter_label(chapter)
+    if section:
+        return f"{{ref}}`{label} <{section}>`"
+    return f"[{label}]({chapter}.ipynb)"
+
+
+def _ours(record: Mapping[str, Any]) -> str:
+    mean, low, high = record["mean_difference"], record["ci_low"], record["ci_high"]
+    if mean is None or low is None or high is None:
+        return f"n={record['n']}, {record['tier']} tier"
+    confidence = f"{100 * record['confidence']:.0f}% CI" if record.get("confidence") else "CI"
+    # two decimals, as compare_paired's sentence in the chapter writes them
+    return (f"{mean:+.2f} ({confidence} {low:+.2f} to {high:+.2f}), "
+            f"{record['a']} - {record['b']}, n={record['n']}, {record['tier']} tier")
+
+
+def _verdict(record: Mapping[str, Any]) -> str:
+    text = str(record["verdict"])
+    if record.get("reversed"):
+        text += " (sign reversed)"
+    if record["verdict"] != "reproduced":
+        settle = record.get("resolve") or ""
+        if not settle and record["verdict"] == "inconclusive" and record.get("seeds_needed"):
+            settle = f"about {record['seeds_needed']} seeds would decide it"
+        if settle:
+            text += f"; {settle}"
+    return text
+
+
+def _expected_index(claim: str, expected: Sequence[ExpectedClaim]) -> int | None:
+    for i, item in enumerate(expected):
+        if re.search(item.pattern, claim, flags=re.IGNORECASE):
+            return i
+    return None
+
+
+def verdict_table(runs: Mapping[str, ChapterResults],
+                  expected: Sequence[ExpectedClaim] = EXPECTED_CLAIMS) -> pd.DataFrame:
+    """One row per verdict record of ``runs`` (this build's results, by chapter), plus a
+    "not run in this build" row for each expected claim that no record answers.
+
+    Rows follow ``expected``; records that match no expected claim come last, by chapter.
+    """
+    placed: dict[int | None, list[dict[str, Any]]] = {}
+    for chapter in sorted(runs):
+        for record in runs[chapter].verdicts:
+            row = {"claim": record["claim"], "experiment": record["experiment"],
+                   "paper": record["paper"], "ours": _ours(record), "verdict": _verdict(record),
+                   "chapter": chapter, "link": _link(chapter, record.get("section") or "")}
+            placed.setdefault(_expected_index(record["claim"], expected), []).append(row)
+    rows: list[dict[str, Any]] = []
+    for i, item in enumerate(expected):
+        rows.extend(placed.get(i) or [{
+            "claim": item.claim, "experiment": "", "paper": "", "ours": "", "verdict": NOT_RUN,
+            "chapter": item.chapter, "link": _link(item.chapter, "")}])
+    rows.extend(placed.get(None, []))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """``frame`` as a Markdown pipe table (cells' ``|`` escaped, line breaks made spaces)."""
+    columns = list(columns or frame.columns)
+
+    def cell(value: Any) -> str:
+        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for _, row in frame.iterrows()]
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""The summary page's verdict table, built from constructed verdict records."""
+from __future__ import annotations
+
+from rnnpool_lite.repro.results import ChapterResults
+from rnnpool_lite.repro.verdicts import (
+    EXPECTED_CLAIMS,
+    NOT_RUN,
+    ExpectedClaim,
+    chapter_label,
+    markdown_table,
+    verdict_table,
+)
+from rnnpool_lite.stats import compare_paired
+
+
+def _run(chapter: str, *claims: tuple[str, list[float], list[float]]) -> ChapterResults:
+    run = ChapterResults(chapter, seeds=[0, 1, 2, 3])
+    for text, a, b in claims:
+        comparison = compare_paired(a, b, claim="greater", paper_gap=1.0, labels=("RNNPool", "other"))
+        run.add_verdict(text, comparison, experiment="4 seeds", paper="+1 point",
+                        section="sec-x" if "avg" in text else "", resolve="")
+    return run
+
+
+def test_every_expected_claim_has_a_row_and_records_fill_theirs() -> None:
+    runs = {"05_visual_wake_words": _run(
+        "05_visual_wake_words",
+        ("RNNPool vs avg pooling", [80.0, 81.0, 79.5, 80.5], [70.0, 72.0, 69.0, 71.0]),
+        ("RNNPool vs ReNet", [80.0, 81.0, 79.5, 80.5], [82.0, 83.5, 81.0, 82.5])),
+        "11_new_chapter": _run("11_new_chapter", ("something else", [1.0, 2, 3, 4], [0.0, 1, 2, 4]))}
+    table = verdict_table(runs)
+    assert len(table) == len(EXPECTED_CLAIMS) + 1  # two records fill two rows, one comes last
+    avg = table[table["claim"] == "RNNPool vs avg pooling"].iloc[0]
+    assert avg["verdict"] == "reproduced" and avg["link"] == "{ref}`chapter 5 <sec-x>`"
+    assert avg["ours"].startswith("+9.75 (95% CI") and "n=4, quick tier" in avg["ours"]
+    renet = table[table["claim"] == "RNNPool vs ReNet"].iloc[0]
+    assert renet["verdict"] == "contradicted (sign reversed)"
+    assert table.index[table["claim"] == "RNNPool vs ReNet"][0] == 3  # the ReNet row's place
+    assert table.iloc[-1]["claim"] == "something else" and table.iloc[-1]["chapter"] == "11_new_chapter"
+    missing = table[table["verdict"] == NOT_RUN]
+    assert len(missing) == len(EXPECTED_CLAIMS) - 2
+    face = missing[missing["chapter"] == "04_face_detection"].iloc[0]
+    assert face["link"] == "[chapter 4](04_face_detection.ipynb)"
+
+
+def test_no_records_gives_one_not_run_row_per_expected_claim() -> None:
+    expected = [ExpectedClaim("a claim", "02_x", "a")]
+    table = verdict_table({}, expected)
+    assert table[["claim", "verdict", "link"]].values.tolist() == [
+        ["a claim", NOT_RUN, "[chapter 2](02_x.ipynb)"]]
+
+
+def test_an_inconclusive_record_says_what_would_decide_it() -> None:
+    run = ChapterResults("10_x", seeds=[0, 1, 2])
+    comparison = compare_paired([80.0, 75.0, 82.0], [79.0, 78.0, 80.0], claim="equivalent", margin=1.0)
+    run.add_verdict("Figure 3's equal-accuracy RAM ratio", comparison, experiment="e", paper="8x",
+                    resolve="more seeds")
+    row = verdict_table({"10_x": run}).set_index("claim").loc["Figure 3's equal-accuracy RAM ratio"]
+    assert row["verdict"] == "inconclusive; more seeds"
+
+
+def test_markdown_table_escapes_pipes_and_labels_chapters() -> None:
+    table = verdict_table({}, [ExpectedClaim("a | b", "07_y", "z")])
+    text = markdown_table(table, ["claim", "verdict"])
+    assert text.splitlines() == ["| claim | verdict |", "| --- | --- |", f"| a \\| b | {NOT_RUN} |"]
+    assert chapter_label("99_summary") == "chapter 99" and chapter_label("intro") == "intro"
