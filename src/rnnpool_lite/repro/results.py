@@ -274,15 +274,16 @@ def split_by_build(runs: dict[str, ChapterResults], commit: str | None,
     """Separate this build's results from leftovers of another run or commit.
 
     A results file belongs to the build when it was written at or after ``since`` (an aware
-    datetime) from the same git ``commit``; a file without a commit, or any file when ``commit`` is
-    ``None``, is never this build's. Returns the build's files by chapter and, for every other
-    file, why it is stale.
+    datetime) from the same git ``commit``. Outside a git checkout (``commit`` is ``None``: a
+    package installed on Colab, a downloaded archive) only files also written outside one qualify,
+    by their time alone. Returns the build's files by chapter and, for every other file, why it is
+    stale.
     """
     fresh: dict[str, ChapterResults] = {}
     stale: dict[str, str] = {}
     for chapter, run in runs.items():
         created = datetime.fromisoformat(run.created)
-        if commit is None or run.commit != commit:
+        if run.commit != commit:
             stale[chapter] = f"commit {(run.commit or 'unknown')[:10]}, not {(commit or 'unknown')[:10]}"
         elif created < since:
             stale[chapter] = f"written {run.created}, before this build ({since.isoformat(timespec='seconds')})"
