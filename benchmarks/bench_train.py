@@ -3,8 +3,9 @@
 "eager" is how ``fit`` trained before it chose an execution (``TrainConfig(layout="nchw",
 precision="fp32")``); "default" is what ``choose_execution`` picks for the model on this device
 (``channels_last`` for models with a 2-D convolution). Both run :func:`rnnpool_lite.train.train_step`
-(forward, loss, backward, SGD with momentum 0.9 and weight decay 4e-5) from the same initial
-weights on the same batches of chapter data, interleaved: after one warm-up step each, every repeat
+(forward, loss, backward, SGD with momentum 0.9 and weight decay 4e-5: a per-parameter loop
+for eager, ``Execution.sgd``'s multi-tensor update for the default) from the same initial weights
+on the same batches of chapter data, interleaved: after one warm-up step each, every repeat
 times ``--steps`` steps of eager, then of default, so machine noise hits both alike. It prints the
 median images per second of each (wall clock, and per CPU-second of the process, which a
 machine shared with other jobs disturbs less), their ratios, and the training loss of both after
@@ -107,7 +108,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: Task, execution: Execution, batches: list[Any]) -> None:
         self.model, self.task, self.execution = execution.prepare(model).train(), task, execution
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=4e-5)
+        self.optimizer = execution.sgd(model, lr=0.05, momentum=0.9, weight_decay=4e-5)
         self.batches = batches
         self.step_index, self.loss = 0, float("nan")
         self.losses: list[float] = []

@@ -11,10 +11,11 @@ is copied once with the column phase outermost, ``(C, sw, n, H, bw)`` (column ``
 and projected; step ``t`` of every row sequence then reads phase ``t % sw``, blocks
 ``t // sw ... t // sw + wo - 1``: a strided view with contiguous runs of ``wo``, no copy. RNN1
 along columns uses ``(C, sh, n, bh, W)`` the same way. The row summaries come out as
-``(h1, n, H, wo)``, the column summaries as ``(h1, n, ho, W)``; every step of the four RNN2
-sweeps gathers one ``(h1, n, ho, wo)`` view of each, stacked with :func:`torch.stack` and
-projected with one batched matmul. The four sweeps run as one recurrence when ``kh == kw``
-(two otherwise).
+``(h1, n, H, wo)``, the column summaries as ``(h1, n, ho, W)``; RNN2's input projection runs
+once per summary (not once per patch and sweep), and every step of the four RNN2 sweeps reads
+one ``(2 h2, n, ho, wo)`` view of it per sweep, as RNN1 does. The backward pass adds the
+steps' gradients into those views and applies the projections' transposes once per chunk. The
+four sweeps run as one recurrence when ``kh == kw`` (two otherwise).
 """
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ class _Tape(NamedTuple):
 
     inputs: tuple[Tensor, Tensor]  # phase-split inputs of the row and the column sweeps
     rnn1: list[tuple[list[Tensor], list[Tensor]]]  # per RNN1 group: zcs, states
-    rnn2: list[tuple[Tensor, list[Tensor], list[Tensor]]]  # per RNN2 group: inputs, zcs, states
+    rnn2: list[tuple[list[Tensor], list[Tensor]]]  # per RNN2 group: zcs, states
 
 
 def _summary_slab(summary: Tensor, source: int, t: int, geo: PoolGeometry) -> Tensor:
@@ -175,32 +176,28 @@ def _forward_chunk(x: Tensor, cell1: _Cell, cell2: _Cell, geo: PoolGeometry, out
     """
     n = x.shape[0]
     (ho, wo) = geo.out
-    h1, h2 = cell1.u.shape[1], cell2.u.shape[1]
+    h2 = cell2.u.shape[1]
     inputs = _phase_split(x, geo)
     directions = _rnn1(geo)
     views = [d.views(torch.addmm(cell1.b[:, None], cell1.w, xin.view(xin.shape[0], -1)).view(-1, *xin.shape[1:]))
              for d, xin in zip(directions, inputs)]
-    summaries: dict[int, Tensor] = {}
+    projected: dict[int, Tensor] = {}  # RNN2's input projection of the row / column summaries
     tape_rnn1 = []
     for members in _groups(geo.kernel):
         inputs_t = [[views[m][t] for m in members] for t in range(directions[members[0]].steps)]
         scan = fastgrnn_scan_forward(inputs_t, cell1.u, cell1.zeta, cell1.nu, cell1.fixed, keep)
-        summaries.update(_summaries(scan[1][-1], members, n, geo))
+        projected.update(_summaries(torch.addmm(cell2.b[:, None], cell2.w, scan[1][-1]), members, n, geo))
         tape_rnn1.append(scan)
     out_view = out.unflatten(1, (4, h2))
     tape_rnn2 = []
     for group in _sweep_groups(geo):
         steps, parts = group.steps, group.parts
-        g = x.new_empty(steps, h1, len(parts), n, ho, wo)
-        for t in range(steps):
-            slabs = [_summary_slab(summaries[s], s, steps - 1 - t if rev else t, geo) for s, rev in parts]
-            torch.stack(slabs, dim=1, out=g[t])
-        gv = g.view(steps, h1, -1)
-        q = torch.matmul(cell2.w, gv).add_(cell2.b[:, None])
-        zcs, states = fastgrnn_scan_forward([[q_t] for q_t in q], cell2.u, cell2.zeta, cell2.nu, cell2.fixed, keep)
+        inputs2 = [[_summary_slab(projected[s], s, steps - 1 - t if rev else t, geo) for s, rev in parts]
+                   for t in range(steps)]
+        zcs, states = fastgrnn_scan_forward(inputs2, cell2.u, cell2.zeta, cell2.nu, cell2.fixed, keep)
         out_view[:, group.channels].copy_(states[-1].view(h2, len(parts), n, ho, wo).permute(2, 1, 0, 3, 4))
         if keep:
-            tape_rnn2.append((gv, zcs, states))
+            tape_rnn2.append((zcs, states))
     if not keep:
         return None
     return _Tape(inputs, tape_rnn1, tape_rnn2)
@@ -236,26 +233,30 @@ def _backward_chunk(tape: _Tape, grad_out: Tensor, grad_x: Tensor, cell1: _Cell,
     """Gradients of one chunk: writes ``grad_x`` ``(n, C, H, W)``, adds to the parameter grads."""
     n = grad_x.shape[0]
     (ho, wo) = geo.out
-    h1, h2 = cell1.u.shape[1], cell2.u.shape[1]
+    h2 = cell2.u.shape[1]
     groups = _groups(geo.kernel)
-    # gradients of RNN1's last states, and views of them as the summaries
-    grad_states = [grad_x.new_zeros(h1, len(scan[1][-1][0])) for scan in tape.rnn1]
-    grad_summaries: dict[int, Tensor] = {}
-    for members, grad_state in zip(groups, grad_states):
-        grad_summaries.update(_summaries(grad_state, members, n, geo))
+    # gradients of RNN2's input projections of the summaries, and views of them per direction
+    grad_ps2 = [grad_x.new_zeros(cell2.w.shape[0], len(scan[1][-1][0])) for scan in tape.rnn1]
+    grad_projected: dict[int, Tensor] = {}
+    for members, grad_p2 in zip(groups, grad_ps2):
+        grad_projected.update(_summaries(grad_p2, members, n, geo))
     grad_view = grad_out.unflatten(1, (4, h2))
-    for group, (gv, zcs, states) in zip(_sweep_groups(geo), tape.rnn2):
+    patches = n * ho * wo
+    for group, scan2 in zip(_sweep_groups(geo), tape.rnn2):
         steps, parts = group.steps, group.parts
         grad_h = grad_view[:, group.channels].permute(2, 1, 0, 3, 4).reshape(h2, -1)
 
-        def emit2(t: int, dq: Tensor, gv: Tensor = gv, steps: int = steps, parts=parts) -> None:
-            grads2.w.addmm_(dq, gv[t].t())
-            grads2.b.add_(dq.sum(1))
-            dg = torch.mm(cell2.w.t(), dq).view(h1, len(parts), n, ho, wo)
+        def emit2(t: int, dq: Tensor, steps: int = steps, parts=parts) -> None:
             for k, (s, rev) in enumerate(parts):
-                _summary_slab(grad_summaries[s], s, steps - 1 - t if rev else t, geo).add_(dg[:, k])
+                slab = _summary_slab(grad_projected[s], s, steps - 1 - t if rev else t, geo)
+                slab.add_(dq[:, k * patches : (k + 1) * patches].view(slab.shape))
 
-        _scan_backward(grad_h, (zcs, states), cell2, grads2, emit2)
+        _scan_backward(grad_h, scan2, cell2, grads2, emit2)
+    grad_states = []
+    for scan, grad_p2 in zip(tape.rnn1, grad_ps2):
+        grads2.w.addmm_(grad_p2, scan[1][-1].t())
+        grads2.b.add_(grad_p2.sum(1))
+        grad_states.append(torch.mm(cell2.w.t(), grad_p2))
     directions = _rnn1(geo)
     grad_ps = [grad_x.new_zeros(cell1.w.shape[0], *xin.shape[1:]) for xin in tape.inputs]
     grad_views = [d.views(gp) for d, gp in zip(directions, grad_ps)]

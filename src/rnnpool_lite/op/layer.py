@@ -26,8 +26,8 @@ How it is computed fast (the result is the same as the per-patch definition, see
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -46,32 +46,95 @@ def pooled_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+class _Sweep(NamedTuple):
+    """Sliding windows of one map read as sequences: ``steps`` positions along ``dim``, ``stride`` apart."""
+
+    source: int  # which map
+    dim: int
+    steps: int
+    stride: int
+    backwards: bool
+
+    def step(self, maps: Sequence[Tensor], t: int) -> Tensor:
+        """Step ``t`` of every window, ``(channels, *batch)``: a view of the map."""
+        window = maps[self.source].unfold(self.dim, self.steps, self.stride)
+        return window[..., self.steps - 1 - t if self.backwards else t]
+
+
+class _GatherSteps(torch.autograd.Function):
+    """The sweeps' steps: ``T`` tensors ``(channels, B)``, the sweeps' batches one after another.
+
+    A copy in and a sum back, one strided op per step and sweep; autograd over the same
+    ``unfold`` indexing would fill a zero map per step and sum overlapping windows slowly, and
+    unbinding one time-major tensor would stack the steps' gradients again.
+    """
+
+    @staticmethod
+    def forward(ctx, sweeps: tuple[_Sweep, ...], *maps: Tensor) -> tuple[Tensor, ...]:
+        sizes = [sweep.step(maps, 0)[0].numel() for sweep in sweeps]
+        outs = []
+        for t in range(sweeps[0].steps):
+            out = maps[0].new_empty(maps[0].shape[0], sum(sizes))
+            start = 0
+            for sweep, size in zip(sweeps, sizes):
+                view = sweep.step(maps, t)
+                out[:, start : start + size].view(view.shape).copy_(view)
+                start += size
+            outs.append(out)
+        ctx.sweeps, ctx.sizes, ctx.shapes = sweeps, sizes, [m.shape for m in maps]
+        return tuple(outs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grad_steps: Tensor):
+        grads = [grad_steps[0].new_zeros(shape) for shape in ctx.shapes]
+        for t, grad in enumerate(grad_steps):
+            start = 0
+            for sweep, size in zip(ctx.sweeps, ctx.sizes):
+                view = sweep.step(grads, t)
+                view.add_(grad[:, start : start + size].reshape(view.shape))
+                start += size
+        return (None, *grads)
+
+
+def _scan(cell: RecurrentCell, sweeps: list[_Sweep], maps: Sequence[Tensor]) -> Tensor:
+    """Last states ``(hidden, B)`` of ``cell`` over ``sweeps`` of the projected ``maps``; sweeps of
+    equal length run as one recurrence, and their batches follow one another in ``sweeps``' order."""
+    states = []
+    for length in dict.fromkeys(s.steps for s in sweeps):
+        group = tuple(s for s in sweeps if s.steps == length)
+        steps = _GatherSteps.apply(group, *maps)
+        states.append(cell.scan([step.view(cell.gates, cell.hidden_size, -1) for step in steps]))
+    return states[0] if len(states) == 1 else torch.cat(states, 1)
+
+
 def pool_with_cells(layer: RNNPool2d, x: Tensor, geo: PoolGeometry) -> Tensor:
     """RNNPool of ``x`` ``(N, C, bh sh, bw sw)`` (cut to blocks) through the cells' ``scan`` and autograd.
 
-    Works with every cell; the layer uses it for GRU, LSTM and piecewise-linear FastGRNN.
-    Each sweep's inputs are gathered once with :meth:`torch.Tensor.unfold` (sliding windows).
+    Works with every cell; the layer uses it for GRU, LSTM and piecewise-linear FastGRNN. The
+    input projections run once per pixel (RNN1) and once per summary (RNN2), and sweeps of equal
+    length share one recurrence (RNN1's rows and columns, the four RNN2 sweeps, when
+    ``kh == kw``): each time step is then a few large ops instead of several small ones.
     """
     rnn1, rnn2 = layer.rnn1, layer.rnn2
     (kh, kw), (sh, sw), (ho, wo) = geo.kernel, geo.stride, geo.out
     n, c, height, width = x.shape
-    h1, h2 = rnn1.hidden_size, rnn2.hidden_size
+    h2 = rnn2.hidden_size
     w1, b1 = rnn1.input_weights()
     p1 = torch.addmm(b1[:, None], w1, x.transpose(0, 1).reshape(c, -1)).view(-1, n, height, width)
-    # RNN1: rows (n, y, j) read p1[.., y, j sw + t]; columns (n, i, x) read p1[.., i sh + t, x]
-    row_steps = p1.unfold(3, kw, sw).permute(4, 0, 1, 2, 3).reshape(kw, rnn1.gates, h1, -1)
-    rows = rnn1.scan(row_steps.unbind(0)).view(h1, n, height, wo)
-    col_steps = p1.unfold(2, kh, sh).permute(4, 0, 1, 2, 3).reshape(kh, rnn1.gates, h1, -1)
-    cols = rnn1.scan(col_steps.unbind(0)).view(h1, n, ho, width)
-    # RNN2 over each patch's kh row summaries and kw column summaries, both directions
+    # RNN1: rows (n, y, j) read p1[.., y, j sw + t], columns (n, i, x) read p1[.., i sh + t, x];
+    # the summaries come out rows first, then columns (when kh != kw the order of sweeps is the same)
+    summaries = _scan(rnn1, [_Sweep(0, 3, kw, sw, False), _Sweep(0, 2, kh, sh, False)], [p1])
+    # RNN2 over each patch's kh row summaries and kw column summaries, both directions, the
+    # input projection once per summary
     w2, b2 = rnn2.input_weights()
-    outs = []
-    for seq in (rows.unfold(2, kh, sh), cols.unfold(3, kw, sw)):  # (h1, n, ho, wo, T)
-        steps = seq.permute(4, 0, 1, 2, 3)
-        both = torch.stack([steps, steps.flip(0)], 2).reshape(steps.shape[0], h1, -1)
-        q = torch.baddbmm(b2[:, None], w2.expand(steps.shape[0], -1, -1), both)
-        outs.append(rnn2.scan(q.view(q.shape[0], rnn2.gates, h2, -1).unbind(0)).view(h2, 2, n, ho, wo))
-    return torch.cat(outs, 1).permute(2, 1, 0, 3, 4).reshape(n, 4 * h2, ho, wo)
+    p2 = torch.addmm(b2[:, None], w2, summaries)
+    n_rows = n * height * wo
+    maps = [p2[:, :n_rows].view(-1, n, height, wo), p2[:, n_rows:].view(-1, n, ho, width)]
+    sweeps = [_Sweep(0, 2, kh, sh, False), _Sweep(0, 2, kh, sh, True),
+              _Sweep(1, 3, kw, sw, False), _Sweep(1, 3, kw, sw, True)]
+    out = _scan(rnn2, sweeps, maps)
+    return out.view(h2, 4, n, ho, wo).permute(2, 1, 0, 3, 4).reshape(n, 4 * h2, ho, wo)
 
 
 class RNNPool2d(nn.Module):

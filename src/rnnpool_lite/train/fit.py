@@ -312,8 +312,7 @@ def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainC
     execution.prepare(model)
     if config.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = execution.sgd(model, config.lr, config.momentum, config.weight_decay)
     progress = _resume(config, execution, model, optimizer)
     loaders = _loaders(train, val, config, world, device)
     steps = loaders.steps_per_epoch
