@@ -18,6 +18,7 @@ from rnnpool_lite.data import (
     ShapesDataset,
     detection_collate,
     permute_rows_and_columns,
+    shuffle_pixels,
 )
 
 
@@ -69,6 +70,20 @@ def test_permutation_keeps_pixels_and_is_a_bijection(seed: int) -> None:
     assert set(map(tuple, p[0, 0].sort(1).values.tolist())) == set(map(tuple, x[0, 0].tolist()))
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 1000))
+def test_pixel_shuffle_keeps_each_histogram_with_a_new_order_per_image(seed: int) -> None:
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    x = torch.cat([x, x[:1]])  # images 0 and 2 are equal
+    p = shuffle_pixels(x, seed)
+    assert p.shape == x.shape
+    assert torch.equal(p.flatten(2).sort(2).values, x.flatten(2).sort(2).values)
+    # the channels of a pixel move together
+    assert torch.equal(p[:, 1] - p[:, 0], x[:, 1] - x[:, 0])
+    assert not torch.equal(p[0], p[2]), "equal images get different permutations"
+    assert torch.equal(p, shuffle_pixels(x, seed))
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="image_size"):
         OneLineDataset(size=4, image_size=48)
@@ -82,6 +97,8 @@ def test_bad_arguments_are_named() -> None:
         DigitsDataset(source="emnist")
     with pytest.raises(ValueError, match="at least 2"):
         permute_rows_and_columns(torch.zeros(3))
+    with pytest.raises(ValueError, match="at least 3"):
+        shuffle_pixels(torch.zeros(4, 4))
 
 
 def test_shipped_real_images() -> None:

@@ -12,6 +12,7 @@ from rnnpool_lite.data.probing import (
                       OneLineDataset,
                       ShapesDataset,
                       permute_rows_and_columns,
+                      shuffle_pixels,
 )
 from rnnpool_lite.data.real import (
                       IMAGENET10_SYNSETS,
@@ -35,7 +36,7 @@ from rnnpool_lite.data.shipped import (
 
 __all__ = [
     "ORIENTATION_CLASSES", "SHAPE_CLASSES", "OneLineDataset", "MultiLineDataset", "ShapesDataset",
-    "permute_rows_and_columns", "FaceSceneDataset", "FaceVsBackgroundDataset", "detection_collate",
+    "permute_rows_and_columns", "shuffle_pixels", "FaceSceneDataset", "FaceVsBackgroundDataset", "detection_collate",
     "BACKGROUND_NAMES", "DigitsDataset", "LFWFacesDataset", "background_photograph", "lfw_faces",
     "lfw_non_faces", "split_indices", "IMAGENET10_SYNSETS", "ImageNet10", "ScutHead",
     "VisualWakeWords", "WiderFace", "load_image", "parse_wider_annotations", "FASHION_MNIST_CLASSES",

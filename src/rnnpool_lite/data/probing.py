@@ -170,11 +170,12 @@ class ShapesDataset(_ProbingDataset):
 
 
 def permute_rows_and_columns(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Figure 4's control: shuffle the rows and the columns of every image (same permutation).
+    """The paper's Figure 4 control: shuffle the rows and the columns of every image (same permutation).
 
-    The pixel values and their histogram stay the same, only the geometry is destroyed, so an
-    operator that clusters these images by class would be reading intensities, not structure.
-    Works on (..., H, W) tensors.
+    Pixel values stay, and so does each row's and each column's content up to order: a line's
+    number of rows and columns (its extents) survives, and a line and its mirror image (θ and
+    180° - θ) become the same kind of pattern. It does not remove the geometry that RNNPool's row
+    and column sweeps can read; :func:`shuffle_pixels` does. Works on (..., H, W) tensors.
     """
     if images.dim() < 2:
         raise ValueError(f"images must have at least 2 dims (..., H, W), got shape {tuple(images.shape)}")
@@ -182,3 +183,20 @@ def permute_rows_and_columns(images: torch.Tensor, seed: int = 0) -> torch.Tenso
     rows = torch.randperm(images.shape[-2], generator=g)
     cols = torch.randperm(images.shape[-1], generator=g)
     return images[..., rows, :][..., cols]
+
+
+def shuffle_pixels(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Move every pixel of every image to a random place, with a new permutation per image.
+
+    The control for "RNNPool reads geometry, not gross aggregations": each image keeps its
+    histogram (mean, amount of ink, brightest value), all spatial structure goes, and nothing is
+    shared between images that a model could learn to undo. Works on (N, ..., H, W) tensors; the
+    leading axes other than the first (channels) move with their pixel.
+    """
+    if images.dim() < 3:
+        raise ValueError(f"images must have at least 3 dims (N, ..., H, W), got shape {tuple(images.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    n, *middle, h, w = images.shape
+    order = torch.rand(n, h * w, generator=g).argsort(dim=1)
+    flat = images.reshape(n, -1, h * w)
+    return flat.gather(2, order[:, None].expand_as(flat)).reshape(images.shape)
