@@ -25,17 +25,17 @@ def _run(chapter: str, *claims: tuple[str, list[float], list[float]]) -> Chapter
 def test_every_expected_claim_has_a_row_and_records_fill_theirs() -> None:
     runs = {"05_visual_wake_words": _run(
         "05_visual_wake_words",
-        ("RNNPool vs avg pooling", [80.0, 81.0, 79.5, 80.5], [70.0, 72.0, 69.0, 71.0]),
-        ("RNNPool vs ReNet", [80.0, 81.0, 79.5, 80.5], [82.0, 83.5, 81.0, 82.5])),
+        ("RNNPool vs avg pooling (Table 2)", [80.0, 81.0, 79.5, 80.5], [70.0, 72.0, 69.0, 71.0]),
+        ("RNNPool vs ReNet (Table 2)", [80.0, 81.0, 79.5, 80.5], [82.0, 83.5, 81.0, 82.5])),
         "11_new_chapter": _run("11_new_chapter", ("something else", [1.0, 2, 3, 4], [0.0, 1, 2, 4]))}
     table = verdict_table(runs)
     assert len(table) == len(EXPECTED_CLAIMS) + 1  # two records fill two rows, one comes last
-    avg = table[table["claim"] == "RNNPool vs avg pooling"].iloc[0]
+    avg = table[table["claim"] == "RNNPool vs avg pooling (Table 2)"].iloc[0]
     assert avg["verdict"] == "reproduced" and avg["link"] == "{ref}`chapter 5 <sec-x>`"
     assert avg["ours"].startswith("+9.75 (95% CI") and "n=4, quick tier" in avg["ours"]
-    renet = table[table["claim"] == "RNNPool vs ReNet"].iloc[0]
+    renet = table[table["claim"] == "RNNPool vs ReNet (Table 2)"].iloc[0]
     assert renet["verdict"] == "contradicted (sign reversed)"
-    assert table.index[table["claim"] == "RNNPool vs ReNet"][0] == 3  # the ReNet row's place
+    assert table.index[table["claim"] == "RNNPool vs ReNet (Table 2)"][0] == 3  # the ReNet row's place
     assert table.iloc[-1]["claim"] == "something else" and table.iloc[-1]["chapter"] == "11_new_chapter"
     missing = table[table["verdict"] == NOT_RUN]
     assert len(missing) == len(EXPECTED_CLAIMS) - 2
@@ -64,3 +64,14 @@ def test_markdown_table_escapes_pipes_and_labels_chapters() -> None:
     text = markdown_table(table, ["claim", "verdict"])
     assert text.splitlines() == ["| claim | verdict |", "| --- | --- |", f"| a \\| b | {NOT_RUN} |"]
     assert chapter_label("99_summary") == "chapter 99" and chapter_label("intro") == "intro"
+
+
+def test_appendix_c2_strided_conv_record_is_not_taken_for_table_2() -> None:
+    text = "RNNPool pools a whole 32x32 image in one go better than a strided convolution (Appendix C.2)"
+    runs = {"03_training_probes": _run("03_training_probes", (text, [1.0, 2, 3, 4], [0.0, 1, 2, 4]))}
+    table = verdict_table(runs)
+    row = table.index[table["claim"] == text][0]
+    strided = table[table["claim"] == "RNNPool vs strided convolution (Table 2)"]
+    assert strided.iloc[0]["verdict"] == NOT_RUN
+    c2 = next(i for i, e in enumerate(EXPECTED_CLAIMS) if "C.2" in e.claim)
+    assert row == c2
