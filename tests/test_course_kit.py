@@ -128,3 +128,15 @@ def test_no_code_line_is_wider_than_the_page(notebook: Path) -> None:
     wide = [line for cell in _cells(notebook) if cell["cell_type"] == "code"
             for line in _source(cell).splitlines() if len(line) > CODE_COLUMNS]
     assert not wide, f"{notebook.name}: lines over {CODE_COLUMNS} characters: {wide}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=IDS)
+def test_glued_numbers_are_plain_python_numbers(notebook: Path) -> None:
+    """A glued numpy scalar saves as ``np.float64(80.8)``: ``{glue:text}`key:.1f``` cannot format it
+    and the book build warns (fails under -W). Glue ``float(x)``."""
+    bad = [(output["metadata"]["scrapbook"]["name"], text)
+           for cell in _cells(notebook) if cell["cell_type"] == "code"
+           for output in cell.get("outputs", []) if "scrapbook" in output.get("metadata", {})
+           for mime, text in output.get("data", {}).items()
+           if mime.endswith("text/plain") and str(text).startswith("np.")]
+    assert not bad, f"{notebook.name}: glued numpy scalars {bad}"
