@@ -18,6 +18,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = runpy.run_path(str(ROOT / "scripts" / "install_cell.py"))
@@ -140,3 +141,29 @@ def test_glued_numbers_are_plain_python_numbers(notebook: Path) -> None:
            for mime, text in output.get("data", {}).items()
            if mime.endswith("text/plain") and str(text).startswith("np.")]
     assert not bad, f"{notebook.name}: glued numpy scalars {bad}"
+
+
+def _fenced_code(markdown: str) -> list[str]:
+    """Lines of the fenced code blocks (```bash, ```c, ``` ...) in ``markdown``, parsed with
+    markdown-it (myst-parser's parser); a MyST directive (```{exercise} ...) holds Markdown, which
+    wraps, so its body is searched for code blocks in turn."""
+    lines: list[str] = []
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type != "fence":
+            continue
+        if token.info.startswith("{"):
+            lines += _fenced_code(token.content)
+        else:
+            lines += token.content.splitlines()
+    return lines
+
+
+PAGES = NOTEBOOKS + sorted((ROOT / "book").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
+def test_no_code_block_in_the_text_is_wider_than_the_page(page: Path) -> None:
+    texts = ([_source(c) for c in _cells(page) if c["cell_type"] == "markdown"] if page.suffix == ".ipynb"
+             else [page.read_text()])
+    wide = [line for text in texts for line in _fenced_code(text) if len(line) > CODE_COLUMNS]
+    assert not wide, f"{page.name}: code lines over {CODE_COLUMNS} characters: {wide}"
