@@ -22,3 +22,10 @@ def vww_tree(root: Path) -> None:
                 annotations.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [0, 0, 20, 19]})
         coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+
+
+def check_cell_index(notebook: Path) -> int:
+    """Index, in the notebook papermill executes, of the cell that checks the parameters: the cell
+    tagged ``parameters``, papermill's injected parameters, then the check."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])) + 2

@@ -5,11 +5,12 @@ parameter, from the cell right after ``parameters``, not a traceback from deep i
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import papermill as pm
 import pytest
+
+from support import check_cell_index
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
@@ -36,7 +37,5 @@ def test_bad_parameter_stops_the_chapter_at_once(tmp_path: Path, chapter: str, p
                             else parameters)
     assert error.value.ename == "ParameterError", error.value.evalue
     assert error.value.evalue.startswith(message), error.value.evalue
-    # the cell tagged parameters, papermill's injected parameters, then the check
-    cells = json.loads((NOTEBOOKS / f"{chapter}.ipynb").read_text())["cells"]
-    check = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])) + 2
+    check = check_cell_index(NOTEBOOKS / f"{chapter}.ipynb")
     assert error.value.cell_index <= check, f"stopped only in cell {error.value.cell_index}, not {check}"

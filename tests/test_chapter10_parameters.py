@@ -2,7 +2,6 @@
 the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import papermill as pm
@@ -10,7 +9,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from rnnpool_lite.repro.sweep import read_records
-from support import vww_tree
+from support import check_cell_index, vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
@@ -30,10 +29,7 @@ def test_bad_parameter_stops_with_its_name(tmp_path: Path, parameters: dict, mes
         pm.execute_notebook(str(CHAPTER), str(tmp_path / "10.ipynb"), cwd=str(NOTEBOOKS), progress_bar=False,
                             parameters=parameters)
     assert error.value.ename == "ParameterError" and message in error.value.evalue
-    # the cell tagged parameters, papermill's injected parameters, then the check: nothing ran
-    # after the check (the hidden install cell comes before the parameters)
-    cells = json.loads(CHAPTER.read_text())["cells"]
-    check = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])) + 2
+    check = check_cell_index(CHAPTER)  # nothing ran after the check
     assert error.value.cell_index <= check, f"stopped only in cell {error.value.cell_index}, not {check}"
 
 

@@ -12,7 +12,6 @@ its default scale is the other half: there the same claims hold.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import papermill as pm
@@ -20,7 +19,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from rnnpool_lite.repro.sweep import read_records
-from support import vww_tree
+from support import check_cell_index, vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
@@ -128,9 +127,5 @@ def test_bad_parameters_stop_the_chapter_naming_the_parameter(tmp_path: Path, ch
         pm.execute_notebook(str(NOTEBOOKS / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOKS),
                             progress_bar=False, parameters=parameters)
     assert error.value.ename == "ParameterError" and message in error.value.evalue
-    # stopped in the cell after the (injected) parameters: the code cells before `parameters` (the
-    # hidden install cell), then parameters, papermill's injected parameters and the check
-    cells = json.loads((NOTEBOOKS / f"{chapter}.ipynb").read_text())["cells"]
-    first = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
-    before = sum(c["cell_type"] == "code" for c in cells[:first])
-    assert error.value.exec_count <= before + 3, f"executed {error.value.exec_count} cells"
+    check = check_cell_index(NOTEBOOKS / f"{chapter}.ipynb")  # stopped in the check, not after it
+    assert error.value.cell_index <= check, f"stopped only in cell {error.value.cell_index}, not {check}"
