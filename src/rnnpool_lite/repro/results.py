@@ -163,6 +163,21 @@ def git_commit(directory: str | Path | None = None) -> str | None:
     return run.stdout.strip() or None
 
 
+def git_dirty(directory: str | Path | None = None) -> bool | None:
+    """Whether tracked files at ``directory`` differ from the commit (``None`` outside a checkout).
+
+    An evidence run records it: a run from uncommitted code cannot be replayed from its commit.
+    """
+    try:
+        run = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if run.returncode != 0:
+        return None
+    return bool(run.stdout.strip())
+
+
 @dataclass
 class ChapterResults:
     """A chapter's "paper vs this book" rows, with what is needed to compare two machines' runs.

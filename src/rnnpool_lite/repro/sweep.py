@@ -31,6 +31,13 @@ known from ``DIR`` alone. A worker process runs one notebook at a time (papermil
 process's working directory and the kernel inherits the process's stderr), so give Dask workers one
 thread each (``dask worker --nthreads 1``) and scale with their number.
 
+Provenance: every invocation appends an entry to ``DIR/provenance.json``: the command (as typed on
+the command line, or the call), the notebook, the grid, the executor, the git commit and whether
+tracked files differed from it, the environment that decides float rounding (torch, CPU
+capability, threads), the device, start and end times, wall and CPU seconds, and how many runs it
+executed or reused. Each run's ``runs/<key>.json`` also names the commit it ran at, so a folder
+filled over several sessions says which runs came from which code.
+
 Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
 IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
 """
@@ -44,11 +51,14 @@ import os
 import platform
 import re
 import resource
+import shlex
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import as_completed
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +66,7 @@ import pandas as pd
 import yaml
 
 from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
-from rnnpool_lite.repro.results import plain_value
+from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value
 
 MIMETYPE = "application/x.rnnpool-lite.record+json"
 
@@ -189,7 +199,7 @@ def _run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout:
         log_text = log_path.read_text(errors="replace")
     return {"key": key, "params": params, "status": status, "error": error, "records": records,
             "duration_s": round(duration, 2), "cpu_s": round(cpu, 2), "host": platform.node(),
-            "executed": executed, "log": log_text}
+            "commit": git_commit(Path(notebook).parent), "executed": executed, "log": log_text}
 
 
 def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -206,8 +216,35 @@ def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
+def _device() -> str:
+    """What the runs train on where this process runs: the GPU's name, or the CPU's."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _repo_relative(path: Path) -> str:
+    """``path`` relative to its git checkout's root (as a reader's clone has it), else absolute."""
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True,
+                             text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    return str(path.relative_to(top)) if top and path.is_relative_to(top) else str(path)
+
+
+def _append_provenance(out: Path, entry: dict[str, Any]) -> None:
+    path = out / "provenance.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"invocations": []}
+    data["invocations"].append(entry)
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
 def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kernel: str | None = None,
-          timeout: float | None = None, executor: str = "local", slurm: SlurmOptions | None = None) -> pd.DataFrame:
+          timeout: float | None = None, executor: str = "local", slurm: SlurmOptions | None = None,
+          command: str | None = None) -> pd.DataFrame:
     """Run every combination not already done; write and return the results table.
 
     ``executor`` is "local" (``jobs`` processes), "dask://HOST:PORT" or "slurm" (with ``slurm``'s
@@ -215,7 +252,8 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
     parameters, every recorded value, ``status`` ("ok" | "failed"), ``error``, ``duration_s``,
     ``cpu_s``, ``skipped`` (True when an earlier run's result was reused) and ``notebook`` (the
     executed copy). Also written to ``out/results.csv``. Each run's files are written as it finishes,
-    so an interrupted sweep keeps every run that completed.
+    so an interrupted sweep keeps every run that completed. ``command`` is what
+    ``out/provenance.json`` records as the invocation (default: the Python call).
     """
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
@@ -235,12 +273,26 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
             results[run_key(params)] = {**previous, "skipped": True}
         else:
             todo.append(params)
+    started, wall_start = datetime.now(UTC), time.perf_counter()
     if todo:
         with open_executor(executor, jobs, out / "slurm", slurm) as pool:
             futures = [pool.submit(_run_one, str(notebook), p, kernel, timeout) for p in todo]
             for future in as_completed(futures):
                 saved = _save_run(out, future.result())
                 results[saved["key"]] = {**saved, "skipped": False}
+    executed = [r for r in results.values() if not r["skipped"]]
+    _append_provenance(out, {
+        "command": command or f"sweep({_repo_relative(notebook)!r}, grid, {str(out)!r}, jobs={jobs}, "
+                              f"executor={executor!r})",
+        "notebook": _repo_relative(notebook), "grid": grid, "executor": executor, "jobs": jobs,
+        "commit": git_commit(notebook.parent), "dirty": git_dirty(notebook.parent),
+        "environment": environment(), "device": _device(), "host": platform.node(),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - wall_start, 1),
+        "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in executed), 1),
+        "runs_executed": len(executed), "runs_failed": sum(r["status"] != "ok" for r in executed),
+        "runs_reused": len(results) - len(executed)})
     rows = []
     for params in combos:
         r = results[run_key(params)]
@@ -277,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     options = SlurmOptions(args.slurm_partition, args.slurm_time, args.slurm_cpus, args.slurm_gpus,
                            args.slurm_mem_gb, args.slurm_cluster)
+    command = shlex.join(["python", "-m", "rnnpool_lite.repro.sweep", *(sys.argv[1:] if argv is None else argv)])
     table = sweep(args.notebook, load_grid(args.grid), args.out, args.jobs, args.kernel, args.timeout,
-                  args.executor, options)
+                  args.executor, options, command=command)
     failed = table[table["status"] != "ok"]
     print(f"{len(table)} runs: {int(table['skipped'].sum())} reused, "
           f"{len(table) - len(failed)} ok, {len(failed)} failed -> {Path(args.out) / 'results.csv'}")

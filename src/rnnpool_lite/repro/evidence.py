@@ -1,0 +1,97 @@
+"""A chapter's committed evidence run: the sweep folder under ``results/evidence/<chapter>/``.
+
+The quick tier of a chapter is what the book command executes; the evidence tier is a larger,
+resumable sweep (``python -m rnnpool_lite.repro.sweep``) over the chapter's run notebook, with its
+hyper-parameters fixed in a committed ``grid.yaml`` before the run. Its folder holds every run's
+executed notebook and records, ``results.csv`` and ``provenance.json`` (command, grid, commit,
+environment, device, wall and CPU time of each invocation). A chapter shows the evidence beside
+its own quick run with :func:`load_evidence`; where the folder has no finished run (a fresh
+evidence grid, a reader's own data) it gets ``None`` and says so.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rnnpool_lite.repro.sweep import combinations, load_grid
+
+GRID_FILE = "grid.yaml"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The finished runs of one evidence sweep and where they came from."""
+
+    folder: Path
+    grid: Any                 # the committed grid (what the runs were asked to cover)
+    runs: pd.DataFrame        # results.csv, the runs whose status is "ok"
+    failed: int               # runs that failed (they are retried when the sweep resumes)
+    planned: int              # combinations in the grid
+    provenance: dict[str, Any]
+
+    @property
+    def invocations(self) -> list[dict[str, Any]]:
+        return list(self.provenance.get("invocations", []))
+
+    @property
+    def complete(self) -> bool:
+        """Every combination of the grid has finished."""
+        return len(self.runs) == self.planned
+
+    @property
+    def commits(self) -> list[str]:
+        """The commits the runs were made at (first seen first)."""
+        found = [str(inv.get("commit")) for inv in self.invocations if inv.get("runs_executed")]
+        return list(dict.fromkeys(found))
+
+    @property
+    def wall_hours(self) -> float:
+        return sum(float(inv.get("wall_s") or 0.0) for inv in self.invocations) / 3600
+
+    @property
+    def cpu_hours(self) -> float:
+        return float(self.runs["cpu_s"].fillna(0.0).sum()) / 3600 if "cpu_s" in self.runs else 0.0
+
+    def describe(self) -> str:
+        """One paragraph of Markdown: what ran, where, at which commit, and what it cost."""
+        last = self.invocations[-1] if self.invocations else {}
+        env = last.get("environment", {})
+        commits = ", ".join(c[:10] for c in self.commits) or "unknown"
+        state = "complete" if self.complete else f"{len(self.runs)} of {self.planned} runs finished"
+        return (f"Evidence run ({state}): `{last.get('command', '?')}` at commit {commits}, "
+                f"torch {env.get('torch', '?')}, CPU capability {env.get('cpu_capability', '?')}, "
+                f"{env.get('threads', '?')} threads per run, on {last.get('device', '?')}; "
+                f"{self.wall_hours:.2f} h wall, {self.cpu_hours:.2f} h CPU over "
+                f"{len(self.invocations)} invocation(s).")
+
+
+def evidence_folder(chapter: str, root: str | Path = "../results/evidence") -> Path:
+    """Where chapter ``chapter``'s evidence lives (``root`` is relative to the notebooks)."""
+    return Path(root) / chapter
+
+
+def load_evidence(folder: str | Path) -> Evidence | None:
+    """The evidence in ``folder``, or ``None`` when no run there has finished yet.
+
+    Raises ``FileNotFoundError`` when ``folder`` has no ``grid.yaml``: evidence starts from a
+    committed grid.
+    """
+    folder = Path(folder)
+    grid_path = folder / GRID_FILE
+    if not grid_path.is_file():
+        raise FileNotFoundError(f"{grid_path} does not exist: an evidence run starts from a committed grid")
+    grid = load_grid(grid_path)
+    table_path = folder / "results.csv"
+    if not table_path.is_file():
+        return None
+    table = pd.read_csv(table_path)
+    ok = table[table["status"] == "ok"].reset_index(drop=True)
+    if ok.empty:
+        return None
+    provenance_path = folder / "provenance.json"
+    provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
+    return Evidence(folder, grid, ok, int((table["status"] != "ok").sum()), len(combinations(grid)), provenance)
