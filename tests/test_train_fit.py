@@ -101,6 +101,27 @@ def test_interrupted_run_resumes_bitwise(tmp_path):
     pd.testing.assert_frame_equal(numbers(again.history), numbers(full.history), check_exact=True)
 
 
+def test_max_steps_takes_exactly_the_full_runs_first_steps(tmp_path):
+    """96 samples in batches of 16: 6 steps per epoch. Stopping after 9 steps (in epoch 2) takes the
+    full run's first 9 steps bitwise (the schedule still spans 4 epochs); the cut epoch gets its
+    history row but no checkpoint, so a full run resumes from epoch 1 and ends as if never cut."""
+    full = run(epochs=4)
+    assert len(full.step_losses) == 24
+    # step_losses are the training losses: equal batches, so an epoch's mean is its history row
+    assert sum(full.step_losses[:6]) / 6 == pytest.approx(full.history["train_loss"].iloc[0], rel=1e-12)
+    cut = run(tmp_path, epochs=4, max_steps=9)
+    assert cut.step_losses == full.step_losses[:9]
+    assert list(cut.history.index) == [1, 2]
+    pd.testing.assert_series_equal(cut.history["lr"], full.history["lr"].iloc[:2])
+    pd.testing.assert_frame_equal(numbers(cut.history).iloc[:1], numbers(full.history).iloc[:1], check_exact=True)
+    assert not numbers(cut.history).iloc[1].equals(numbers(full.history).iloc[1])  # half an epoch's means
+    assert load_checkpoint(tmp_path / "ck.pt")["epoch"] == 1
+    resumed = run(tmp_path, epochs=4)
+    pd.testing.assert_frame_equal(numbers(resumed.history), numbers(full.history), check_exact=True)
+    assert resumed.step_losses == full.step_losses[6:]  # the steps this call took
+    assert run(epochs=2, max_steps=100).step_losses == run(epochs=2).step_losses
+
+
 def test_resume_refuses_other_settings(tmp_path):
     run(tmp_path, epochs=1)
     with pytest.raises(ValueError, match="other settings"):
@@ -169,6 +190,8 @@ def test_cosine_schedule_values():
     (dict(keep_freed_memory=None), ParameterError, "^parameter keep_freed_memory=None"),
     (dict(checkpoint=3), ParameterTypeError, "^parameter checkpoint=3"),
     (dict(task=object()), ParameterTypeError, "^parameter task="),
+    (dict(max_steps=0), ParameterError, "^parameter max_steps=0: expected an integer >= 1"),
+    (dict(max_steps=2.0), ParameterTypeError, "^parameter max_steps=2.0"),
 ])
 def test_bad_config_fails_at_construction_naming_the_field(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -49,6 +49,15 @@ class TrainConfig:
             ``"channels_last"`` or ``"nchw"`` (eager PyTorch's default, the slower path).
         precision: ``"auto"`` (float32: see :mod:`.execution` for why bf16 is not a default),
             ``"fp32"`` or ``"bf16"`` (autocast).
+        max_steps: stop after this many optimizer steps in all (``None``: train every epoch). The
+            learning-rate schedule still spans ``epochs``, so the steps taken are exactly the first
+            ``max_steps`` of the full run (a replay of a recorded run checks them; see
+            :mod:`rnnpool_lite.repro.replay`). The epoch cut short still gets its history row
+            (training means over the steps it took) and is validated and offered to best-epoch
+            tracking like any other, but no checkpoint is written for it: a checkpoint holds whole
+            epochs, so a later run without ``max_steps`` resumes from the last complete one. Steps
+            count from the start of the run, those before a resumed checkpoint included. Not a
+            resume setting.
         keep_freed_memory: on the CPU, ask glibc to keep freed memory for the next step
             (:func:`rnnpool_lite.train.runtime.keep_freed_memory`, process-wide) instead of
             returning it to the system and page-faulting it in again every step, which RNNPool's
@@ -75,6 +84,7 @@ class TrainConfig:
     grad_clip: float | None = None
     layout: Layout = "auto"
     precision: Precision = "auto"
+    max_steps: int | None = None
     keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
@@ -90,6 +100,7 @@ class TrainConfig:
             "num_workers": validate.positive_int("num_workers", self.num_workers, minimum=0),
             "checkpoint": _optional_path("checkpoint", self.checkpoint),
             "grad_clip": None if self.grad_clip is None else validate.positive_float("grad_clip", self.grad_clip),
+            "max_steps": None if self.max_steps is None else validate.positive_int("max_steps", self.max_steps),
         }
         if checked["warmup_epochs"] >= checked["epochs"]:
             validate.fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")

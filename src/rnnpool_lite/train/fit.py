@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,12 @@ from rnnpool_lite.train.tasks import Task
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns. ``model`` holds the best epoch's weights when ``restore_best``."""
+    """What ``fit`` returns. ``model`` holds the best epoch's weights when ``restore_best``.
+
+    ``step_losses`` is the training loss of every optimizer step this call took, in order (this
+    rank's batch under ``torchrun``; a run resumed from a checkpoint lists only the steps after it).
+    A replay of a recorded run compares its first few with the record.
+    """
 
     model: nn.Module
     history: pd.DataFrame
@@ -58,6 +64,7 @@ class FitResult:
     best_value: float | None
     best_state: dict[str, Tensor] | None
     checkpoint: Path | None
+    step_losses: list[float]
 
 
 def choose_device(device: str | torch.device | None = None, world: World | None = None) -> torch.device:
@@ -229,13 +236,15 @@ def train_step(model: nn.Module, inputs: Any, targets: Any, task: Task, executio
 
 def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, execution: Execution,
                optimizer: torch.optim.Optimizer | None = None, lr_at: Callable[[int], float] | None = None,
-               first_step: int = 0, bar: tqdm | None = None, grad_clip: float | None = None) -> dict[str, float]:
-    """One pass over ``batches``; trains when ``optimizer`` is given. Returns this rank's sums."""
+               first_step: int = 0, bar: tqdm | None = None, grad_clip: float | None = None,
+               max_batches: int | None = None, step_losses: list[float] | None = None) -> dict[str, float]:
+    """One pass over ``batches`` (the first ``max_batches`` of them when given); trains when
+    ``optimizer`` is given, appending each step's loss to ``step_losses``. Returns this rank's sums."""
     sums: dict[str, float] = {}
     training = optimizer is not None
     model.train(training)
     with torch.set_grad_enabled(training):
-        for i, batch in enumerate(batches):
+        for i, batch in enumerate(islice(batches, max_batches)):
             inputs, targets = execution.inputs(batch)
             if optimizer is not None and lr_at is not None:
                 for group in optimizer.param_groups:
@@ -244,7 +253,10 @@ def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, execution: 
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {first_step + i}")
             stats = task.stats(_detach(output), targets)
-            stats["loss"] = float(loss.detach()) * stats["count"]
+            step_loss = float(loss.detach())
+            if step_losses is not None:
+                step_losses.append(step_loss)
+            stats["loss"] = step_loss * stats["count"]
             for key, value in stats.items():
                 sums[key] = sums.get(key, 0.0) + value
             if bar is not None:
@@ -254,20 +266,22 @@ def _run_epoch(model: nn.Module, batches: Iterable[Any], task: Task, execution: 
 
 
 def _epoch(net: nn.Module, loaders: _Loaders, config: TrainConfig, epoch: int, optimizer: torch.optim.Optimizer,
-           lr_at: Callable[[int], float], execution: Execution) -> dict[str, float]:
-    """Train for epoch ``epoch`` (0-based), validate, and return the history row (global means)."""
+           lr_at: Callable[[int], float], execution: Execution, steps: int,
+           step_losses: list[float]) -> dict[str, float]:
+    """Train for the first ``steps`` steps of epoch ``epoch`` (0-based), validate, and return the
+    history row (global means)."""
     world = loaders.world
     seed_everything(epoch_seed(config.seed, epoch, world.rank))
     train_batches = loaders.train_epoch(epoch)
     bar = None
     if config.progress and world.is_main:
-        bar = tqdm(total=loaders.steps_per_epoch + loaders.val_steps,
+        bar = tqdm(total=steps + loaders.val_steps,
                    desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
     tic = time.perf_counter()
     first_step = epoch * loaders.steps_per_epoch
     row: dict[str, float] = {"epoch": epoch + 1, "lr": lr_at(first_step)}
     sums = _run_epoch(net, train_batches, config.task, execution, optimizer, lr_at, first_step, bar,
-                      config.grad_clip)
+                      config.grad_clip, steps, step_losses)
     row.update(_means(all_reduce_sums(sums, execution.device), "train"))
     if loaders.val is not None:
         sums = _run_epoch(net, loaders.val_batches(), config.task, execution, bar=bar)
@@ -322,12 +336,17 @@ def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainC
     if world.size > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     monitor = f"{'val' if val is not None else 'train'}_{config.task.monitor}"
+    total_steps = config.epochs * steps if config.max_steps is None else min(config.max_steps, config.epochs * steps)
+    step_losses: list[float] = []
 
     for epoch in range(progress.start_epoch, config.epochs):
-        row = _epoch(net, loaders, config, epoch, optimizer, lr_at, execution)
+        epoch_steps = min(steps, total_steps - epoch * steps)
+        if epoch_steps <= 0:
+            break
+        row = _epoch(net, loaders, config, epoch, optimizer, lr_at, execution, epoch_steps, step_losses)
         progress.history.append(row)
         progress.best.offer(epoch + 1, row[monitor], model)
-        if config.checkpoint is not None and world.is_main:
+        if config.checkpoint is not None and world.is_main and epoch_steps == steps:
             _save(config, execution, epoch + 1, model, optimizer, progress)
         if world.size > 1:
             dist.barrier()
@@ -340,4 +359,5 @@ def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainC
         model.load_state_dict(best.state)
     frame = pd.DataFrame(progress.history).set_index("epoch") if progress.history else pd.DataFrame()
     return FitResult(model=model, history=frame, best_epoch=best.epoch, best_value=best.value,
-                     best_state=best.state, checkpoint=None if config.checkpoint is None else Path(config.checkpoint))
+                     best_state=best.state, checkpoint=None if config.checkpoint is None else Path(config.checkpoint),
+                     step_losses=step_losses)
