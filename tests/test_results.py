@@ -69,6 +69,48 @@ def test_save_load_compare(tmp_path, capsys) -> None:
         ChapterResults.load(tmp_path / "bad.json")
 
 
+def _sweep_folder(path, commit: str, capability: str, rows: list[dict]) -> None:
+    """A sweep's folder as ``sweep`` writes it (results.csv, provenance.json), written by hand."""
+    path.mkdir()
+    table = pd.DataFrame([{**row, "error": None, "duration_s": 10 * len(commit), "cpu_s": 9.0, "skipped": False,
+                           "notebook": f"{path}/runs/x.ipynb"} for row in rows])
+    table.to_csv(path / "results.csv", index=False)
+    invocation = {"command": "python -m rnnpool_lite.repro.sweep ...", "commit": commit, "dirty": False,
+                  "grid": {"model": ["rnnpool", "base"], "seed": [0, 1]}, "device": "cpu: x86_64, 2 cores",
+                  "environment": {"torch": "2.13.0", "cpu_capability": capability}, "runs_executed": len(rows)}
+    (path / "provenance.json").write_text(json.dumps({"invocations": [invocation]}))
+
+
+def test_compare_sweep_folders_run_by_run(tmp_path, capsys) -> None:
+    """A reader reruns an evidence grid into their own folder and compares it with the committed one."""
+    ok = dict(status="ok")
+    _sweep_folder(tmp_path / "a", "aaa", "AVX512", [
+        dict(model="rnnpool", seed=0, accuracy=0.8, curve="[0.5, 0.8]", **ok),
+        dict(model="rnnpool", seed=1, accuracy=0.7, curve="[0.5, 0.7]", **ok),
+        dict(model="base", seed=0, accuracy=0.9, curve="[0.6, 0.9]", **ok)])
+    _sweep_folder(tmp_path / "b", "bbbb", "DEFAULT", [
+        dict(model="rnnpool", seed=1, accuracy=0.75, curve="[0.5, 0.75]", **ok),  # another order: matched
+        dict(model="rnnpool", seed=0, accuracy=0.8, curve="[0.5, 0.8]", **ok),
+        dict(model="base", seed=0, accuracy=None, curve=None, status="failed"),
+        dict(model="base", seed=1, accuracy=0.85, curve="[0.6, 0.85]", **ok)])
+    diff = compare(tmp_path / "a", tmp_path / "b")
+    rows = {(r.run, r.quantity): r for r in diff.itertuples()}
+    assert list(rows) == [("model=rnnpool, seed=1", "accuracy"), ("model=rnnpool, seed=1", "curve"),
+                          ("model=base, seed=0", "(run)"), ("model=base, seed=1", "(run)"),
+                          ("(provenance)", "commit"), ("(provenance)", "environment:cpu_capability")]
+    accuracy = rows["model=rnnpool, seed=1", "accuracy"]
+    assert (accuracy.a, accuracy.b) == (0.7, 0.75) and accuracy.difference == pytest.approx(0.05)
+    assert rows["model=rnnpool, seed=1", "curve"].difference == pytest.approx([0.0, 0.05])
+    assert (rows["model=base, seed=0", "(run)"].a, rows["model=base, seed=0", "(run)"].b) == (True, False)
+    assert rows["(provenance)", "commit"].b == "bbbb"
+    assert compare(tmp_path / "a", tmp_path / "a").empty  # timings are not compared
+    within = compare(tmp_path / "a", tmp_path / "b", rtol=0.1)
+    assert not within["quantity"].isin(["accuracy", "curve"]).any()
+    assert results.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "model=rnnpool, seed=1" in printed and "cpu_capability" in printed
+
+
 def test_plain_value_makes_numpy_and_torch_json_friendly() -> None:
     import numpy as np
     import torch

@@ -52,7 +52,6 @@ import platform
 import re
 import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import threading
@@ -66,7 +65,7 @@ import pandas as pd
 import yaml
 
 from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
-from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value
+from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value, repository_root
 
 MIMETYPE = "application/x.rnnpool-lite.record+json"
 
@@ -164,7 +163,7 @@ def _cpu_seconds() -> float:
 _RUN_LOCK = threading.Lock()
 
 
-def _run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: float | None) -> dict[str, Any]:
+def run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: float | None) -> dict[str, Any]:
     """Execute one combination in a scratch folder; return its result with the executed notebook and log.
 
     Runs wherever the executor puts it (a local process, a Dask worker, a SLURM job): it writes
@@ -226,13 +225,9 @@ def _device() -> str:
 
 
 def _repo_relative(path: Path) -> str:
-    """``path`` relative to its git checkout's root (as a reader's clone has it), else absolute."""
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True,
-                             text=True, timeout=10, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        top = ""
-    return str(path.relative_to(top)) if top and path.is_relative_to(top) else str(path)
+    """``path`` relative to its repository's root (as a reader's clone has it), else absolute."""
+    root = repository_root(path)
+    return str(path.relative_to(root)) if root is not None else str(path)
 
 
 def _append_provenance(out: Path, entry: dict[str, Any]) -> None:
@@ -276,7 +271,7 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
     started, wall_start = datetime.now(UTC), time.perf_counter()
     if todo:
         with open_executor(executor, jobs, out / "slurm", slurm) as pool:
-            futures = [pool.submit(_run_one, str(notebook), p, kernel, timeout) for p in todo]
+            futures = [pool.submit(run_one, str(notebook), p, kernel, timeout) for p in todo]
             for future in as_completed(futures):
                 saved = _save_run(out, future.result())
                 results[saved["key"]] = {**saved, "skipped": False}
