@@ -60,6 +60,7 @@ def test_replay_of_unchanged_code_matches(evidence: Path, capsys: pytest.Capture
     assert len(report.recorded) == len(report.replayed) == 3
     assert report.ok and report.max_relative_difference <= RTOL
     assert report.evidence_commit is not None and report.evidence_commit == report.commit_now
+    assert report.first_mismatch is None and report.environment_differences == {}
 
 
 def test_tampered_record_fails(evidence: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -69,7 +70,9 @@ def test_tampered_record_fails(evidence: Path, tmp_path: Path, capsys: pytest.Ca
     saved["records"][FIRST_LOSSES][2] *= 1 + 10 * RTOL
     path.write_text(json.dumps(saved))
     assert main([str(folder)]) == 1
-    assert "no longer matches the code" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "no longer matches the code: step 3's training loss differs" in printed.err
+    assert "DOES NOT MATCH from step 3" in printed.out
 
 
 def test_changed_model_fails(evidence: Path, tmp_path: Path) -> None:
@@ -80,7 +83,7 @@ def test_changed_model_fails(evidence: Path, tmp_path: Path) -> None:
     nb.cells[0].source = nb.cells[0].source.replace("width = 4", "width = 5")
     nbformat.write(nb, str(notebook))
     report = replay(folder)
-    assert not report.ok and report.max_relative_difference > 100 * RTOL
+    assert not report.ok and report.first_mismatch == 1 and report.max_relative_difference > 100 * RTOL
 
 
 def test_folder_without_first_losses_or_max_steps_is_refused(evidence: Path, tmp_path: Path) -> None:

@@ -167,6 +167,33 @@ def test_results_record_the_commit_and_only_this_builds_files_count(tmp_path) ->
     assert loaded.commit == "c1"
 
 
+def test_git_dirty_can_leave_out_the_sweeps_own_folder(tmp_path) -> None:
+    """A resumed sweep rewrites its committed results: that is not uncommitted code."""
+    import subprocess
+
+    from rnnpool_lite.repro.results import git_dirty, repository_root
+
+    repo = tmp_path / "repo"
+    (repo / "code").mkdir(parents=True)
+    (repo / "out").mkdir()
+    (repo / "code" / "x.py").write_text("x = 1\n")
+    (repo / "out" / "results.csv").write_text("a\n1\n")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "evidence"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    assert git_dirty(repo / "code") is False
+    (repo / "out" / "results.csv").write_text("a\n2\n")
+    assert git_dirty(repo / "code") is True
+    assert git_dirty(repo / "code", exclude=[repo / "out"]) is False
+    assert git_dirty(repo / "code", exclude=[tmp_path / "elsewhere"]) is True  # outside the checkout: ignored
+    (repo / "code" / "x.py").write_text("x = 2\n")
+    assert git_dirty(repo / "code", exclude=[repo / "out"]) is True
+    assert git_dirty(tmp_path) is None
+    assert repository_root(repo / "code" / "x.py") == repo and repository_root(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("")  # an unpacked archive: no .git, a pyproject.toml
+    assert repository_root(tmp_path / "elsewhere") == tmp_path
+
+
 def test_display_value_keeps_small_numbers_visible() -> None:
     from rnnpool_lite.repro.results import display_value
 

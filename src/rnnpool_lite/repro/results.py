@@ -165,14 +165,24 @@ def git_commit(directory: str | Path | None = None) -> str | None:
     return run.stdout.strip() or None
 
 
-def git_dirty(directory: str | Path | None = None) -> bool | None:
+def git_dirty(directory: str | Path | None = None, exclude: Iterable[str | Path] = ()) -> bool | None:
     """Whether tracked files at ``directory`` differ from the commit (``None`` outside a checkout).
 
     An evidence run records it: a run from uncommitted code cannot be replayed from its commit.
+    ``exclude`` names folders whose changes do not count (a sweep's own output folder, whose
+    tracked results a resumed sweep rewrites); those outside the checkout are ignored.
     """
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False)
+
     try:
-        run = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
-                             capture_output=True, text=True, timeout=10, check=False)
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0:
+            return None
+        root = Path(top.stdout.strip())
+        inside = [Path(p).resolve() for p in exclude if Path(p).resolve().is_relative_to(root)]
+        pathspec = ["--", ":/", *(f":(exclude){p}" for p in inside)] if inside else []
+        run = git("status", "--porcelain", "--untracked-files=no", *pathspec)
     except (OSError, subprocess.SubprocessError):
         return None
     if run.returncode != 0:
