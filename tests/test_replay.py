@@ -15,6 +15,8 @@ import rnnpool_lite
 from rnnpool_lite.repro.replay import FIRST_LOSSES, RTOL, main, replay
 from rnnpool_lite.repro.sweep import load_grid, run_key, sweep
 
+pytestmark = pytest.mark.slow  # two swept runs and three replays, each a kernel: about 90 s on 2 cores
+
 TINY_RUN = Path(__file__).parent / "data" / "tiny_run.ipynb"
 
 
