@@ -127,9 +127,14 @@ def _notebook_defaults(notebook: Path) -> dict[str, Any]:
 
 
 def _first_seed(params: dict[str, Any], defaults: dict[str, Any]) -> int:
-    if "seeds" in defaults:
-        return int(params.get("seeds", defaults["seeds"])[0])
-    return int(params.get("seed", defaults["seed"]))
+    """The run's first seed: ``seeds[0]`` or ``seed``, from its parameters or the notebook's default."""
+    name = "seeds" if "seeds" in defaults else "seed"
+    value = params.get(name, defaults[name])
+    seed = value[0] if name == "seeds" and isinstance(value, list) and value else value
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"cannot tell the first seed of a run with {name}={value!r} (a grid value or a literal "
+                         f"default is needed)")
+    return seed
 
 
 def _finished_runs(folder: Path, grid: Any) -> list[dict[str, Any]]:
