@@ -12,6 +12,10 @@ import rnnpool_lite
 from rnnpool_lite.repro.edgeml import load_vww_trace
 from rnnpool_lite.train.runtime import keep_freed_memory
 
+# tests/data holds notebooks that tests execute with their own parameters (tests/test_replay.py);
+# they carry no saved outputs for nbval to check
+collect_ignore = ["data"]
+
 settings.register_profile("rnnpool", deadline=None, max_examples=25, derandomize=True)
 settings.load_profile("rnnpool")
 

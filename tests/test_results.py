@@ -69,6 +69,48 @@ def test_save_load_compare(tmp_path, capsys) -> None:
         ChapterResults.load(tmp_path / "bad.json")
 
 
+def _sweep_folder(path, commit: str, capability: str, rows: list[dict]) -> None:
+    """A sweep's folder as ``sweep`` writes it (results.csv, provenance.json), written by hand."""
+    path.mkdir()
+    table = pd.DataFrame([{**row, "error": None, "duration_s": 10 * len(commit), "cpu_s": 9.0, "skipped": False,
+                           "notebook": f"{path}/runs/x.ipynb"} for row in rows])
+    table.to_csv(path / "results.csv", index=False)
+    invocation = {"command": "python -m rnnpool_lite.repro.sweep ...", "commit": commit, "dirty": False,
+                  "grid": {"model": ["rnnpool", "base"], "seed": [0, 1]}, "device": "cpu: x86_64, 2 cores",
+                  "environment": {"torch": "2.13.0", "cpu_capability": capability}, "runs_executed": len(rows)}
+    (path / "provenance.json").write_text(json.dumps({"invocations": [invocation]}))
+
+
+def test_compare_sweep_folders_run_by_run(tmp_path, capsys) -> None:
+    """A reader reruns an evidence grid into their own folder and compares it with the committed one."""
+    ok = dict(status="ok")
+    _sweep_folder(tmp_path / "a", "aaa", "AVX512", [
+        dict(model="rnnpool", seed=0, accuracy=0.8, curve="[0.5, 0.8]", **ok),
+        dict(model="rnnpool", seed=1, accuracy=0.7, curve="[0.5, 0.7]", **ok),
+        dict(model="base", seed=0, accuracy=0.9, curve="[0.6, 0.9]", **ok)])
+    _sweep_folder(tmp_path / "b", "bbbb", "DEFAULT", [
+        dict(model="rnnpool", seed=1, accuracy=0.75, curve="[0.5, 0.75]", **ok),  # another order: matched
+        dict(model="rnnpool", seed=0, accuracy=0.8, curve="[0.5, 0.8]", **ok),
+        dict(model="base", seed=0, accuracy=None, curve=None, status="failed"),
+        dict(model="base", seed=1, accuracy=0.85, curve="[0.6, 0.85]", **ok)])
+    diff = compare(tmp_path / "a", tmp_path / "b")
+    rows = {(r.run, r.quantity): r for r in diff.itertuples()}
+    assert list(rows) == [("model=rnnpool, seed=1", "accuracy"), ("model=rnnpool, seed=1", "curve"),
+                          ("model=base, seed=0", "(run)"), ("model=base, seed=1", "(run)"),
+                          ("(provenance)", "commit"), ("(provenance)", "environment:cpu_capability")]
+    accuracy = rows["model=rnnpool, seed=1", "accuracy"]
+    assert (accuracy.a, accuracy.b) == (0.7, 0.75) and accuracy.difference == pytest.approx(0.05)
+    assert rows["model=rnnpool, seed=1", "curve"].difference == pytest.approx([0.0, 0.05])
+    assert (rows["model=base, seed=0", "(run)"].a, rows["model=base, seed=0", "(run)"].b) == (True, False)
+    assert rows["(provenance)", "commit"].b == "bbbb"
+    assert compare(tmp_path / "a", tmp_path / "a").empty  # timings are not compared
+    within = compare(tmp_path / "a", tmp_path / "b", rtol=0.1)
+    assert not within["quantity"].isin(["accuracy", "curve"]).any()
+    assert results.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "model=rnnpool, seed=1" in printed and "cpu_capability" in printed
+
+
 def test_plain_value_makes_numpy_and_torch_json_friendly() -> None:
     import numpy as np
     import torch
@@ -123,6 +165,33 @@ def test_results_record_the_commit_and_only_this_builds_files_count(tmp_path) ->
     assert list(fresh) == ["d"] and sorted(stale) == ["a", "b", "c"]
     loaded = ChapterResults.load(runs["a"].save(tmp_path))
     assert loaded.commit == "c1"
+
+
+def test_git_dirty_can_leave_out_the_sweeps_own_folder(tmp_path) -> None:
+    """A resumed sweep rewrites its committed results: that is not uncommitted code."""
+    import subprocess
+
+    from rnnpool_lite.repro.results import git_dirty, repository_root
+
+    repo = tmp_path / "repo"
+    (repo / "code").mkdir(parents=True)
+    (repo / "out").mkdir()
+    (repo / "code" / "x.py").write_text("x = 1\n")
+    (repo / "out" / "results.csv").write_text("a\n1\n")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "evidence"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    assert git_dirty(repo / "code") is False
+    (repo / "out" / "results.csv").write_text("a\n2\n")
+    assert git_dirty(repo / "code") is True
+    assert git_dirty(repo / "code", exclude=[repo / "out"]) is False
+    assert git_dirty(repo / "code", exclude=[tmp_path / "elsewhere"]) is True  # outside the checkout: ignored
+    (repo / "code" / "x.py").write_text("x = 2\n")
+    assert git_dirty(repo / "code", exclude=[repo / "out"]) is True
+    assert git_dirty(tmp_path) is None
+    assert repository_root(repo / "code" / "x.py") == repo and repository_root(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("")  # an unpacked archive: no .git, a pyproject.toml
+    assert repository_root(tmp_path / "elsewhere") == tmp_path
 
 
 def test_display_value_keeps_small_numbers_visible() -> None:

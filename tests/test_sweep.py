@@ -1,11 +1,14 @@
 """The sweep CLI on a tiny notebook: a 2x2 grid, two workers, one failing run, reuse on rerun."""
 from __future__ import annotations
 
+import json
 import os
+import shlex
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 import rnnpool_lite
 from rnnpool_lite.repro.sweep import combinations, load_grid, main, parameter_names, run_key, sweep
@@ -67,6 +70,16 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     # each run's kernel logs (Jupyter's own lines) into its own file, not the caller's stderr
     logs = sorted((out / "runs").glob("*.log"))
     assert len(logs) == 4 and all("IPKernelApp" in p.read_text() for p in logs)
+    first = json.loads((out / "provenance.json").read_text())["invocations"]
+    assert len(first) == 1
+    assert first[0]["command"].startswith(f"sweep({str(tmp_path / 'nb.ipynb')!r}, grid, ")  # outside a repository
+    assert first[0]["grid"] == {"a": [1, 2], "b": [10, 20]} and first[0]["notebook"] == str(tmp_path / "nb.ipynb")
+    assert (first[0]["runs_executed"], first[0]["runs_failed"], first[0]["runs_reused"]) == (4, 1, 0)
+    assert first[0]["environment"]["torch"] == torch.__version__ and first[0]["device"].startswith(("cpu", "cuda"))
+    assert first[0]["commit"] is None and first[0]["dirty"] is None  # tmp_path is no git checkout
+    assert first[0]["cpu_s"] >= 4 * 0.2 and first[0]["wall_s"] > 0
+    run = json.loads((out / "runs" / f"{run_key({'a': 1, 'b': 10})}.json").read_text())
+    assert run["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "commit" in run
 
     # rerun through the CLI's main(): the three good runs are reused, the failure is retried and reported
     done = sorted((out / "runs").glob("*.ipynb"))
@@ -82,6 +95,12 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     import pandas as pd
     again = pd.read_csv(out / "results.csv")
     assert again["skipped"].tolist() == [True, True, True, False]
+    # the resumed invocation is appended to provenance.json, the first one kept as it was
+    both = json.loads((out / "provenance.json").read_text())["invocations"]
+    assert both[0] == first[0]
+    assert both[1]["command"] == shlex.join(["python", "-m", "rnnpool_lite.repro.sweep", str(tmp_path / "nb.ipynb"),
+                                             "--grid", str(tmp_path / "grid.yaml"), "--jobs", "2", "--out", str(out)])
+    assert (both[1]["runs_executed"], both[1]["runs_failed"], both[1]["runs_reused"]) == (1, 1, 3)
 
 
 def _two_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:

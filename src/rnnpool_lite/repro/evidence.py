@@ -57,14 +57,17 @@ class Evidence:
         return float(self.runs["cpu_s"].fillna(0.0).sum()) / 3600 if "cpu_s" in self.runs else 0.0
 
     def describe(self) -> str:
-        """One paragraph of Markdown: what ran, where, at which commit, and what it cost."""
-        last = self.invocations[-1] if self.invocations else {}
+        """One paragraph of Markdown: what ran, where, at which commit, and what it cost (command,
+        environment and device of the last invocation that ran anything, not of a later one that
+        only found every run done)."""
+        ran = [inv for inv in self.invocations if inv.get("runs_executed")] or self.invocations
+        last = ran[-1] if ran else {}
         env = last.get("environment", {})
         commits = ", ".join(c[:10] for c in self.commits) or "unknown"
         state = "complete" if self.complete else f"{len(self.runs)} of {self.planned} runs finished"
         return (f"Evidence run ({state}): `{last.get('command', '?')}` at commit {commits}, "
                 f"torch {env.get('torch', '?')}, CPU capability {env.get('cpu_capability', '?')}, "
-                f"{env.get('threads', '?')} threads per run, on {last.get('device', '?')}; "
+                f"on {last.get('device', '?')}; "
                 f"{self.wall_hours:.2f} h wall, {self.cpu_hours:.2f} h CPU over "
                 f"{len(self.invocations)} invocation(s).")
 

@@ -10,11 +10,13 @@ book never compares them as saved text. Instead a chapter
 * writes its "paper vs this book" numbers with :class:`ChapterResults` to
   ``results/<chapter>.json``, together with its parameters, seeds, the torch version and the CPU
   capability, so ``python -m rnnpool_lite.repro.results compare A B`` can show what moved between two
-  machines.
+  machines; the same command compares two sweep folders (an evidence run and a reader's rerun of its
+  grid) run by run.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -163,19 +165,42 @@ def git_commit(directory: str | Path | None = None) -> str | None:
     return run.stdout.strip() or None
 
 
-def git_dirty(directory: str | Path | None = None) -> bool | None:
+def git_dirty(directory: str | Path | None = None, exclude: Iterable[str | Path] = ()) -> bool | None:
     """Whether tracked files at ``directory`` differ from the commit (``None`` outside a checkout).
 
     An evidence run records it: a run from uncommitted code cannot be replayed from its commit.
+    ``exclude`` names folders whose changes do not count (a sweep's own output folder, whose
+    tracked results a resumed sweep rewrites); those outside the checkout are ignored.
     """
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=False)
+
     try:
-        run = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
-                             capture_output=True, text=True, timeout=10, check=False)
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0:
+            return None
+        root = Path(top.stdout.strip())
+        inside = [Path(p).resolve() for p in exclude if Path(p).resolve().is_relative_to(root)]
+        pathspec = ["--", ":/", *(f":(exclude){p}" for p in inside)] if inside else []
+        run = git("status", "--porcelain", "--untracked-files=no", *pathspec)
     except (OSError, subprocess.SubprocessError):
         return None
     if run.returncode != 0:
         return None
     return bool(run.stdout.strip())
+
+
+def repository_root(path: str | Path) -> Path | None:
+    """The nearest folder at or above ``path`` that holds ``.git`` or ``pyproject.toml``, or ``None``.
+
+    A sweep records its notebook relative to it and a replay finds the notebook from it, so an
+    evidence folder names its notebook the same way in every clone (or unpacked archive).
+    """
+    start = Path(path).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            return folder
+    return None
 
 
 @dataclass
@@ -312,7 +337,11 @@ def compare(a: str | Path, b: str | Path, rtol: float = 0.0) -> pd.DataFrame:
 
     Also lists the parameters and environment entries that differ, as rows with quantity
     ``parameter:<name>`` / ``environment:<name>``, so the cause of a difference is next to it.
+    Two sweep folders (each with ``results.csv`` and ``provenance.json``) are compared by
+    :func:`compare_sweeps` instead.
     """
+    if _is_sweep(Path(a)) and _is_sweep(Path(b)):
+        return compare_sweeps(a, b, rtol)
     runs_a, runs_b = _runs(Path(a)), _runs(Path(b))
     out = []
     for chapter in sorted(set(runs_a) | set(runs_b)):
@@ -334,6 +363,99 @@ def compare(a: str | Path, b: str | Path, rtol: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["chapter", "quantity", "a", "b"])
 
 
+SWEEP_COLUMNS = ("status", "error", "duration_s", "cpu_s", "skipped", "notebook")  # a sweep's own, not recorded
+
+
+def _is_sweep(path: Path) -> bool:
+    return (path / "results.csv").is_file() and (path / "provenance.json").is_file()
+
+
+def _cell(value: Any) -> Any:
+    """A results.csv cell as a value: lists and dicts (written as their repr) parsed back; NaN -> None."""
+    if isinstance(value, str) and value[:1] in "[{(":
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return plain_value(value)
+
+
+def _provenance(path: Path) -> dict[str, Any]:
+    """What made a sweep folder's runs: commits, dirty flag, devices (of the invocations that ran
+    anything), the last grid and the last environment, flat as ``{entry: value}``."""
+    invocations = json.loads((path / "provenance.json").read_text()).get("invocations", [])
+    ran = [inv for inv in invocations if inv.get("runs_executed")] or invocations
+    last = ran[-1] if ran else {}
+    out = {"commit": ", ".join(dict.fromkeys(str(inv.get("commit")) for inv in ran)),
+           "dirty": any(bool(inv.get("dirty")) for inv in ran),
+           "device": ", ".join(dict.fromkeys(str(inv.get("device")) for inv in ran)),
+           "grid": last.get("grid")}
+    return out | {f"environment:{k}": v for k, v in last.get("environment", {}).items()}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _difference(a: Any, b: Any) -> Any:
+    """``b - a`` for numbers, element by element for equally long lists of numbers, else ``None``."""
+    if _number(a) and _number(b):
+        return b - a
+    if (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+            and all(_number(x) and _number(y) for x, y in zip(a, b))):
+        return [y - x for x, y in zip(a, b)]
+    return None
+
+
+def _same_value(a: Any, b: Any, rtol: float) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y, rtol) for x, y in zip(a, b))
+    return _same(a, b, rtol)
+
+
+def _finished_runs(table: pd.DataFrame, names: list[str]) -> dict[str, dict[str, Any]]:
+    """A results table's finished rows by their parameters (``names``, as JSON), values parsed."""
+    runs = {}
+    for row in table.to_dict("records"):
+        if row.get("status") == "ok":
+            values = {k: _cell(v) for k, v in row.items()}
+            # a parameter set by only some grids of a list is a float column (NaN elsewhere): 2.0 is 2
+            params = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+                      for k in names if (v := values.get(k)) is not None}
+            runs[json.dumps(params, sort_keys=True, default=str)] = values
+    return runs
+
+
+def compare_sweeps(a: str | Path, b: str | Path, rtol: float = 0.0) -> pd.DataFrame:
+    """What differs between two sweep folders: per combination (matched by the grid's parameters),
+    every recorded value that differs (``a``, ``b`` and ``difference`` = b - a, element-wise for
+    lists; relative tolerance ``rtol``), and a ``(run)`` row for a combination finished in one folder
+    only; then the provenance entries that differ (commit, dirty, device, grid, environment),
+    with run ``(provenance)``. Timing columns are not compared.
+    """
+    a, b = Path(a), Path(b)
+    prov_a, prov_b = _provenance(a), _provenance(b)
+    grids = [g for p in (prov_a, prov_b) for g in (p["grid"] if isinstance(p["grid"], list) else [p["grid"] or {}])]
+    names = list(dict.fromkeys(k for grid in grids for k in grid))
+    runs_a = _finished_runs(pd.read_csv(a / "results.csv"), names)
+    runs_b = _finished_runs(pd.read_csv(b / "results.csv"), names)
+    out = []
+    for key in list(runs_a) + [k for k in runs_b if k not in runs_a]:
+        ra, rb = runs_a.get(key), runs_b.get(key)
+        label = ", ".join(f"{k}={v}" for k, v in json.loads(key).items())
+        if ra is None or rb is None:
+            out.append({"run": label, "quantity": "(run)", "a": ra is not None, "b": rb is not None})
+            continue
+        for column in list(ra) + [c for c in rb if c not in ra]:
+            va, vb = ra.get(column), rb.get(column)
+            if column not in names and column not in SWEEP_COLUMNS and not _same_value(va, vb, rtol):
+                out.append({"run": label, "quantity": column, "a": va, "b": vb, "difference": _difference(va, vb)})
+    for key in list(prov_a) + [k for k in prov_b if k not in prov_a]:
+        if prov_a.get(key) != prov_b.get(key):
+            out.append({"run": "(provenance)", "quantity": key, "a": prov_a.get(key), "b": prov_b.get(key)})
+    return pd.DataFrame(out, columns=["run", "quantity", "a", "b", "difference"])
+
+
 def _runs(path: Path) -> dict[str, ChapterResults]:
     if path.is_dir():
         return load_all(path)
@@ -351,10 +473,11 @@ def _same(a: Any, b: Any, rtol: float) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnnpool_lite.repro.results",
-                                     description="Compare two machines' chapter results.")
+                                     description="Compare two machines' chapter results or sweep folders.")
     sub = parser.add_subparsers(dest="command", required=True)
     cmp = sub.add_parser("compare", help="print the numbers, parameters and environment that differ")
-    cmp.add_argument("a", type=Path, help="a results/<chapter>.json file or a results/ folder")
+    cmp.add_argument("a", type=Path, help="a results/<chapter>.json file, a results/ folder, or a sweep's "
+                     "folder (results.csv and provenance.json: an evidence run, a rerun of its grid)")
     cmp.add_argument("b", type=Path)
     cmp.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0)")
     args = parser.parse_args(argv)

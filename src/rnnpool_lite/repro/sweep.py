@@ -35,8 +35,9 @@ Provenance: every invocation appends an entry to ``DIR/provenance.json``: the co
 the command line, or the call), the notebook, the grid, the executor, the git commit and whether
 tracked files differed from it, the environment that decides float rounding (torch, CPU
 capability, threads), the device, start and end times, wall and CPU seconds, and how many runs it
-executed or reused. Each run's ``runs/<key>.json`` also names the commit it ran at, so a folder
-filled over several sessions says which runs came from which code.
+executed or reused. Each run's ``runs/<key>.json`` also names the commit, environment and device
+it ran with (those of the worker that ran it: with Dask or SLURM not the invoking machine's), so a
+folder filled over several sessions or machines says which runs came from which code and where.
 
 Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
 IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
@@ -52,7 +53,6 @@ import platform
 import re
 import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import threading
@@ -66,7 +66,7 @@ import pandas as pd
 import yaml
 
 from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
-from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value
+from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value, repository_root
 
 MIMETYPE = "application/x.rnnpool-lite.record+json"
 
@@ -159,16 +159,26 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _device() -> str:
+    """What the runs train on where this process runs: the GPU's name, or the CPU's."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 # papermill changes the process's working directory, and the kernel inherits file descriptor 2: one
 # run at a time per process, whatever thread (a Dask worker's, a submitit waiter's) starts it
 _RUN_LOCK = threading.Lock()
 
 
-def _run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: float | None) -> dict[str, Any]:
+def run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: float | None) -> dict[str, Any]:
     """Execute one combination in a scratch folder; return its result with the executed notebook and log.
 
     Runs wherever the executor puts it (a local process, a Dask worker, a SLURM job): it writes
-    nothing into the sweep's output folder, the caller does.
+    nothing into the sweep's output folder, the caller does. A replay
+    (:mod:`rnnpool_lite.repro.replay`) executes its run through it too.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -199,7 +209,8 @@ def _run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout:
         log_text = log_path.read_text(errors="replace")
     return {"key": key, "params": params, "status": status, "error": error, "records": records,
             "duration_s": round(duration, 2), "cpu_s": round(cpu, 2), "host": platform.node(),
-            "commit": git_commit(Path(notebook).parent), "executed": executed, "log": log_text}
+            "commit": git_commit(Path(notebook).parent), "environment": environment(), "device": _device(),
+            "executed": executed, "log": log_text}
 
 
 def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -216,23 +227,10 @@ def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
-def _device() -> str:
-    """What the runs train on where this process runs: the GPU's name, or the CPU's."""
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def _repo_relative(path: Path) -> str:
-    """``path`` relative to its git checkout's root (as a reader's clone has it), else absolute."""
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True,
-                             text=True, timeout=10, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        top = ""
-    return str(path.relative_to(top)) if top and path.is_relative_to(top) else str(path)
+    """``path`` relative to its repository's root (as a reader's clone has it), else absolute."""
+    root = repository_root(path)
+    return str(path.relative_to(root)) if root is not None else str(path)
 
 
 def _append_provenance(out: Path, entry: dict[str, Any]) -> None:
@@ -274,9 +272,12 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
         else:
             todo.append(params)
     started, wall_start = datetime.now(UTC), time.perf_counter()
+    # the code the runs start from (a commit made while they run does not change it); the output
+    # folder's own tracked files (committed evidence that a resumed sweep rewrites) do not count
+    commit, dirty = git_commit(notebook.parent), git_dirty(notebook.parent, exclude=[out])
     if todo:
         with open_executor(executor, jobs, out / "slurm", slurm) as pool:
-            futures = [pool.submit(_run_one, str(notebook), p, kernel, timeout) for p in todo]
+            futures = [pool.submit(run_one, str(notebook), p, kernel, timeout) for p in todo]
             for future in as_completed(futures):
                 saved = _save_run(out, future.result())
                 results[saved["key"]] = {**saved, "skipped": False}
@@ -285,7 +286,7 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
         "command": command or f"sweep({_repo_relative(notebook)!r}, grid, {str(out)!r}, jobs={jobs}, "
                               f"executor={executor!r})",
         "notebook": _repo_relative(notebook), "grid": grid, "executor": executor, "jobs": jobs,
-        "commit": git_commit(notebook.parent), "dirty": git_dirty(notebook.parent),
+        "commit": commit, "dirty": dirty,
         "environment": environment(), "device": _device(), "host": platform.node(),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
