@@ -42,25 +42,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from rnnpool_lite import RNNPool2d
 from rnnpool_lite.data import FaceSceneDataset, FaceVsBackgroundDataset, OneLineDataset
 from rnnpool_lite.detection import DetectionTask
-from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww
-from rnnpool_lite.models.blocks import ConvBNAct, DepthwiseSeparable
-from rnnpool_lite.models.face import DetectionHead, FaceDetector
+from rnnpool_lite.models import mobilenetv2_rnnpool_vww, mobilenetv2_vww, small_rnnpool_face
 from rnnpool_lite.train import ClassificationTask, Execution, RNNPoolProbe, Task, choose_execution, train_step
 from rnnpool_lite.train.execution import PRECISIONS, Precision
 from rnnpool_lite.train.runtime import keep_freed_memory
-
-
-def small_rnnpool_face() -> FaceDetector:
-    """Chapter 4's small-width RNNPool-Face (as the chapter builds it)."""
-    stage1 = nn.Sequential(ConvBNAct(3, 8, 3, 2, activation=nn.ReLU),
-                           RNNPool2d(8, 8, kernel_size=4, stride=2, padding=1), nn.BatchNorm2d(32),
-                           DepthwiseSeparable(32, 32))
-    stages: list[nn.Module] = [stage1, DepthwiseSeparable(32, 48, 2), DepthwiseSeparable(48, 64, 2)]
-    heads = [DetectionHead(32, maxout_background=3), DetectionHead(48), DetectionHead(64)]
-    return FaceDetector(stages, heads, strides=[4, 8, 16], anchors=[16, 32, 64], in_channels=3)
 
 
 @dataclass

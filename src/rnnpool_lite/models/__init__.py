@@ -15,7 +15,7 @@ from rnnpool_lite.models.blocks import (
 from rnnpool_lite.models.densenet import DenseBlock, DenseNet, Transition, densenet121, densenet121_rnnpool
 from rnnpool_lite.models.downsample import DOWNSAMPLERS, Downsampler, ReNet2d, downsampler
 from rnnpool_lite.models.efficientnet import EfficientNet, MBConvSE, efficientnet_b0, efficientnet_b0_rnnpool
-from rnnpool_lite.models.face import FACE_VARIANTS, DetectionHead, FaceDetector, rnnpool_face
+from rnnpool_lite.models.face import FACE_VARIANTS, DetectionHead, FaceDetector, rnnpool_face, small_rnnpool_face
 from rnnpool_lite.models.googlenet import GoogLeNet, Inception, googlenet, googlenet_rnnpool
 from rnnpool_lite.models.mobilenetv1 import MobileNetV1, mobilenetv1, mobilenetv1_rnnpool
 from rnnpool_lite.models.mobilenetv2 import (
@@ -45,7 +45,7 @@ __all__ = [
     "densenet121", "densenet121_rnnpool", "efficientnet_b0", "efficientnet_b0_rnnpool", "googlenet",
     "googlenet_rnnpool", "mobilenetv1", "mobilenetv1_rnnpool", "mobilenetv2", "mobilenetv2_rnnpool",
     "mobilenetv2_rnnpool_table16", "mobilenetv2_rnnpool_vww", "mobilenetv2_vww", "resnet18", "resnet18_rnnpool",
-    "rnnpool_face",
+    "rnnpool_face", "small_rnnpool_face",
     # vocabularies and layers
     "DOWNSAMPLERS", "Downsampler", "FACE_VARIANTS", "LastPool", "MemoryRule", "ReNet2d", "downsampler",
     # classes and blocks
