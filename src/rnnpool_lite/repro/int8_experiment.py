@@ -72,6 +72,7 @@ class Int8Run:
     int8_accuracy: dict[str, float]
     agreement: float
     cpu_seconds: float
+    step_losses: list[float]  # every SGD step's training loss (the replay test compares a prefix)
 
     def row(self) -> dict[str, Any]:
         """The seed's numbers, named as the run notebook records them."""
@@ -101,7 +102,8 @@ def float_and_int8(seed: int, train: FashionWakeWords, test: FashionWakeWords, c
     x_train, x_test = train.images.contiguous(), test.images.contiguous()
     model = small_rnnpool_classifier(x_train.shape[1], len(train.classes), width=width, hidden=hidden)
     config = replace(config, seed=seed, restore_best=False)
-    history = fit(model, TensorDataset(x_train, train.targets), TensorDataset(x_test, test.targets), config).history
+    result = fit(model, TensorDataset(x_train, train.targets), TensorDataset(x_test, test.targets), config)
+    history = result.history
     model.eval()
     with torch.no_grad():
         float_pred = model(x_test).argmax(1)
@@ -111,7 +113,7 @@ def float_and_int8(seed: int, train: FashionWakeWords, test: FashionWakeWords, c
                    float_accuracy=_accuracy(float_pred, test.targets),
                    int8_accuracy={m: _accuracy(p, test.targets) for m, p in int8_pred.items()},
                    agreement=_accuracy(int8_pred[methods[0]], float_pred),
-                   cpu_seconds=round(time.process_time() - tic, 2))
+                   cpu_seconds=round(time.process_time() - tic, 2), step_losses=result.step_losses)
 
 
 def evidence_rows(runs: pd.DataFrame) -> pd.DataFrame:
