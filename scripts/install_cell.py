@@ -31,6 +31,7 @@ DEBIAN_DATASETS: dict[str, str] = {
 
 #: Notebooks that need a Debian data set (the others need none).
 NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
+    "notebooks/03_training_probes.ipynb": ("dataset-fashion-mnist",),
     "notebooks/06_int8_cortex_m4.ipynb": ("dataset-fashion-mnist",),
 }
 

@@ -121,6 +121,8 @@ def test_ablation_chapter_runs_a_small_grid(tmp_path: Path) -> None:
     ("05_visual_wake_words", {"image_size": 0}, "parameter image_size=0: expected an integer >= 32"),
     ("03_training_probes", {"image_size": 0}, "parameter image_size=0: expected one of 32, 64"),
     ("03_training_probes", {"seeds": [0, 1]}, "parameter seeds=[0, 1]: expected a list of at least 3"),
+    ("03_training_probes", {"search_sets": ["lines16"]}, "parameter search_sets=['lines16']: expected a non-empty"),
+    ("03_training_probes", {"one_shot_datasets": ["cifar10"]}, "parameter one_shot_datasets=['cifar10']"),
     ("08_cortex_m4_qemu", {"face_m4_size": [0, 320]}, "parameter face_m4_size=0: expected an integer >= 16"),
 ])
 def test_bad_parameters_stop_the_chapter_naming_the_parameter(tmp_path: Path, chapter: str, parameters: dict,

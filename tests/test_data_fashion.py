@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnpool_lite.data import FASHION_MNIST_CLASSES, FashionWakeWords, fashion_mnist, fashion_scenes
+from rnnpool_lite.data import FASHION_MNIST_CLASSES, FashionWakeWords, fashion_mnist, fashion_scenes, padded_images
 from rnnpool_lite.data.fashion_mnist import DEFAULT_ROOT, FILES
 
 real_files = pytest.mark.skipif(not (DEFAULT_ROOT / "t10k-labels-idx1-ubyte.gz").is_file(),
@@ -192,3 +192,30 @@ def test_distractors_and_target_by_index(tmp_path: Path) -> None:
                           distractors=("T-shirt/top", 4), root=root)
     assert ds.classes == ["no Shirt", "Shirt"]
     assert set(ds.source_classes[ds.sources >= 0].tolist()) <= {0, 4, 6}
+
+
+def test_padded_images_pad_28_to_32_with_black_and_pick_by_seed(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path / "fm")
+    images, labels = fashion_mnist(root, "test")
+    padded = padded_images("fashion_mnist", "test", 10, seed=1, root=root)
+    x, y = padded.tensors
+    assert x.shape == (10, 1, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x[..., :2, :].abs().sum() == 0 and x[..., :, 30:].abs().sum() == 0  # 2 black pixels per side
+    pick = [int(np.flatnonzero((images == np.round(255 * x[i, 0, 2:30, 2:30].numpy())).all(axis=(1, 2)))[0])
+            for i in range(10)]
+    assert y.tolist() == labels[pick].tolist() and len(set(pick)) == 10
+    again, other = padded_images("fashion_mnist", "test", 10, seed=1, root=root), padded_images(
+        "fashion_mnist", "test", 10, seed=2, root=root)
+    assert torch.equal(again.tensors[0], x) and not torch.equal(other.tensors[0], x)
+
+
+def test_padded_images_refuse_what_they_cannot_supply(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path / "fm")
+    with pytest.raises(ValueError, match=r"\[1, 30\]"):
+        padded_images("fashion_mnist", "test", 31, root=root)
+    with pytest.raises(ValueError, match="cifar10"):
+        padded_images("cifar10", "test", 3)
+    with pytest.raises(ValueError, match="val"):
+        padded_images("mnist", "val", 3)
+    digits = padded_images("mnist", "test", 4)
+    assert digits.tensors[0].shape == (4, 1, 32, 32) and digits.tensors[0].max() <= 1.0

@@ -1,13 +1,18 @@
 """One-shot pooling classifiers (Appendix C.2) and the smallest-hidden-size search (Table 7)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils.data import TensorDataset
 
-from rnnpool_lite.train.min_hidden import power_of_two_pairs, rnnpool_parameters, smallest_hidden
-from rnnpool_lite.train.one_shot import ONE_SHOT_OPERATORS, OneShotPoolClassifier
+from rnnpool_lite.data import MULTI_LABEL_SETS, multi_label_set
+from rnnpool_lite.train import MultiLabelTask, TrainConfig
+from rnnpool_lite.train.min_hidden import power_of_two_pairs, rnnpool_parameters, search_probe, smallest_hidden
+from rnnpool_lite.train.one_shot import ONE_SHOT_OPERATORS, OneShotPoolClassifier, fit_one_shot
 
 
 @pytest.mark.parametrize("operator", ONE_SHOT_OPERATORS)
@@ -72,3 +77,35 @@ def test_parameter_count_grows_with_hidden_sizes() -> None:
     assert power_of_two_pairs(4, 8) == [(4, 4), (4, 8), (8, 8)]
     with pytest.raises(ValueError):
         power_of_two_pairs(3, 8)
+
+
+def test_search_probe_trains_each_candidate_until_one_passes() -> None:
+    """search_probe trains real probes: a target of 0 passes the first, an unreachable one none."""
+    train, val = multi_label_set("lines32", 16, 0), multi_label_set("lines32", 8, 1)
+    config = TrainConfig(epochs=1, batch_size=8, task=MultiLabelTask(), progress=False)
+    first = search_probe(train, val, [(4, 4), (2, 2)], config, image_size=32, num_classes=9, with_conv=True,
+                         target=0.0)
+    assert first.smallest == (2, 2) and list(first.histories) == [(2, 2)]
+    none = search_probe(train, val, [(2, 2), (4, 4)], config, image_size=32, num_classes=9, with_conv=False,
+                        target=1.01)
+    assert none.smallest is None and list(none.histories) == [(2, 2), (4, 4)]
+    assert none.tried["score"].tolist() == [h["val_accuracy"].max() for h in none.histories.values()]
+
+
+def test_fit_one_shot_is_seeded_by_its_config() -> None:
+    images = torch.rand(12, 1, 8, 8)
+    data = TensorDataset(images, torch.arange(12) % 3)
+    config = TrainConfig(epochs=1, batch_size=4, progress=False, seed=3)
+    runs = [fit_one_shot("strided_conv", data, data, config, image_size=8, num_classes=3, hidden=2) for _ in "ab"]
+    assert runs[0].history["val_loss"].tolist() == runs[1].history["val_loss"].tolist()
+    other = fit_one_shot("strided_conv", data, data, replace(config, seed=4), image_size=8, num_classes=3, hidden=2)
+    assert other.history["val_loss"].tolist() != runs[0].history["val_loss"].tolist()
+
+
+def test_multi_label_sets_are_named() -> None:
+    assert {name: image_size for name, (_, image_size) in MULTI_LABEL_SETS.items()} == {
+        "lines32": 32, "lines64": 64, "shapes64": 64}
+    shapes = multi_label_set("shapes64", 3, 5)
+    assert shapes.images.shape == (3, 1, 64, 64) and shapes.classes[0] == "circle"
+    with pytest.raises(ValueError, match="lines32"):
+        multi_label_set("lines16", 3, 0)

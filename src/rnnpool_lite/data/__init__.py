@@ -5,12 +5,15 @@ seed, and reads nothing from the network.
 """
 from rnnpool_lite.data.fashion_mnist import FASHION_MNIST_CLASSES, fashion_mnist
 from rnnpool_lite.data.fashion_scenes import FashionWakeWords
+from rnnpool_lite.data.padded import PADDED_SETS, padded_images
 from rnnpool_lite.data.probing import (
+                      MULTI_LABEL_SETS,
                       ORIENTATION_CLASSES,
                       SHAPE_CLASSES,
                       MultiLineDataset,
                       OneLineDataset,
                       ShapesDataset,
+                      multi_label_set,
                       permute_rows_and_columns,
                       shuffle_pixels,
 )
@@ -40,5 +43,5 @@ __all__ = [
     "BACKGROUND_NAMES", "DigitsDataset", "LFWFacesDataset", "background_photograph", "lfw_faces",
     "lfw_non_faces", "split_indices", "IMAGENET10_SYNSETS", "ImageNet10", "ScutHead",
     "VisualWakeWords", "WiderFace", "load_image", "parse_wider_annotations", "FASHION_MNIST_CLASSES",
-    "fashion_mnist", "FashionWakeWords",
+    "fashion_mnist", "FashionWakeWords", "MULTI_LABEL_SETS", "multi_label_set", "PADDED_SETS", "padded_images",
 ]

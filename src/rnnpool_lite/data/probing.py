@@ -169,6 +169,23 @@ class ShapesDataset(_ProbingDataset):
         self.targets = torch.from_numpy(np.stack(targets))
 
 
+#: Table 7's multi-label probing sets (rows 2-3) by name: the dataset class and the image size
+MULTI_LABEL_SETS: dict[str, tuple[type[MultiLineDataset] | type[ShapesDataset], int]] = {
+    "lines32": (MultiLineDataset, 32),
+    "lines64": (MultiLineDataset, 64),
+    "shapes64": (ShapesDataset, 64),
+}
+
+
+def multi_label_set(name: str, size: int, seed: int) -> MultiLineDataset | ShapesDataset:
+    """``size`` images of the multi-label probing set ``name`` (a key of :data:`MULTI_LABEL_SETS`),
+    drawn from ``seed``: the search of Table 7 trains on one seed's set and validates on another's."""
+    if name not in MULTI_LABEL_SETS:
+        raise ValueError(f"name must be one of {tuple(MULTI_LABEL_SETS)}, got {name!r}")
+    cls, image_size = MULTI_LABEL_SETS[name]
+    return cls(size=size, image_size=image_size, seed=seed)
+
+
 def permute_rows_and_columns(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The paper's Figure 4 control: shuffle the rows and the columns of every image (same permutation).
 

@@ -9,11 +9,19 @@ does worse; the table of tried pairs shows what each one reached.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
+import torch
+from torch.utils.data import Dataset
 
 from rnnpool_lite.op.layer import RNNPool2d
+from rnnpool_lite.train.config import TrainConfig
+from rnnpool_lite.train.fit import fit
+from rnnpool_lite.train.probe import RNNPoolProbe
+
+#: the probe's convolution (Table 7's "with conv" columns) has 8 filters: RNNPool reads 8 channels
+CONV_CHANNELS = 8
 
 
 def rnnpool_parameters(in_channels: int, h1: int, h2: int) -> int:
@@ -31,10 +39,15 @@ def power_of_two_pairs(low: int = 4, high: int = 32) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class HiddenSearch:
-    """The smallest passing pair (``None`` when none passed) and every pair tried, in order."""
+    """The smallest passing pair (``None`` when none passed) and every pair tried, in order.
+
+    ``histories`` holds the per-epoch history of each trained pair where the search trained probes
+    (:func:`search_probe`); a search over a given score function leaves it empty.
+    """
 
     smallest: tuple[int, int] | None
     tried: pd.DataFrame  # columns h1, h2, parameters, score, passed
+    histories: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict)
 
 
 def smallest_hidden(candidates: Iterable[tuple[int, int]], score: Callable[[int, int], float],
@@ -58,3 +71,26 @@ def smallest_hidden(candidates: Iterable[tuple[int, int]], score: Callable[[int,
             smallest = (h1, h2)
             break
     return HiddenSearch(smallest, pd.DataFrame(rows, columns=["h1", "h2", "parameters", "score", "passed"]))
+
+
+def search_probe(train: Dataset, val: Dataset, candidates: Iterable[tuple[int, int]], config: TrainConfig, *,
+                 image_size: int, num_classes: int, with_conv: bool, target: float = 1.0) -> HiddenSearch:
+    """Table 7's search on one probing set: :func:`smallest_hidden` over :class:`RNNPoolProbe` s.
+
+    Each candidate ``(h1, h2)`` trains a probe (weights from ``config.seed``) with ``config`` (pass
+    a ``MultiLabelTask`` for the multi-label sets) and scores the best epoch's validation metric:
+    "reaches ``target``" is read as Table 7's "reaches 100% test accuracy" is, at the best epoch.
+    """
+    histories: dict[tuple[int, int], pd.DataFrame] = {}
+
+    def score(h1: int, h2: int) -> float:
+        torch.manual_seed(config.seed)
+        probe = RNNPoolProbe(image_size, num_classes, h1, h2, with_conv=with_conv)
+        result = fit(probe, train, val, config)
+        histories[h1, h2] = result.history
+        if result.best_value is None:
+            raise ValueError("search_probe scores the validation metric: fit returned none")
+        return float(result.best_value)
+
+    found = smallest_hidden(candidates, score, target, CONV_CHANNELS if with_conv else 1)
+    return replace(found, histories=histories)

@@ -19,9 +19,13 @@ classifiers of the pixels (strided conv) or of the ``C`` channel means / maxima 
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from rnnpool_lite.op.layer import RNNPool2d
+from rnnpool_lite.train.config import TrainConfig
+from rnnpool_lite.train.fit import FitResult, fit
 
 ONE_SHOT_OPERATORS: tuple[str, ...] = ("rnnpool", "strided_conv", "avg", "max")
 
@@ -67,3 +71,15 @@ class OneShotPoolClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.features(x))
+
+
+def fit_one_shot(operator: str, train: Dataset, val: Dataset, config: TrainConfig, *, image_size: int = 32,
+                 num_classes: int = 10, in_channels: int = 1, hidden: int = 32) -> FitResult:
+    """Train one :class:`OneShotPoolClassifier` with ``config``; its weights start from ``config.seed``.
+
+    One seed fixes the batch order of every operator's run (and each model's initial weights), so
+    the operators' runs pair by seed, as ``rnnpool_lite.stats.compare_paired`` compares them.
+    """
+    torch.manual_seed(config.seed)
+    model = OneShotPoolClassifier(operator, image_size, num_classes, in_channels, hidden)
+    return fit(model, train, val, config)
