@@ -152,6 +152,8 @@ def test_seeds_needed_solves_the_t_half_width() -> None:
     assert seeds_for_half_width(0.0, 0.1) == 2 and seeds_for_half_width(1.0, 0.0) is None
     assert seeds_for_half_width(1.0, 100.0) == 2
     assert seeds_for_half_width(sd, target, confidence=0.99) > n
+    # a mean a rounding error from an equivalence margin: an astronomical n, not a TypeError
+    assert seeds_for_half_width(sd, 1e-13) > 2**63
     with pytest.raises(ValueError, match="sd must be"):
         seeds_for_half_width(-1.0, 1.0)
     # in a comparison: greater targets half the paper's gap, equivalent the distance to the margin

@@ -106,7 +106,9 @@ def seeds_for_half_width(sd: float, half_width: float, confidence: float = 0.95)
     q = (1 + confidence) / 2
     # the t quantile exceeds the normal one, so the normal answer is a lower bound to start from
     n = max(2, math.ceil((scipy_stats.norm.ppf(q) * sd / half_width) ** 2))
-    while scipy_stats.t.ppf(q, n - 1) * sd / math.sqrt(n) > half_width:
+    # float degrees of freedom: a half-width far below sd (a mean a rounding error from the margin)
+    # makes n exceed int64, which scipy's t quantile refuses as an integer
+    while scipy_stats.t.ppf(q, float(n - 1)) * sd / math.sqrt(n) > half_width:
         n += 1
     return n
 
