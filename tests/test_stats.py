@@ -163,6 +163,11 @@ def test_seeds_needed_solves_the_t_half_width() -> None:
     e = compare_paired(a, b, claim="equivalent", margin=1.0)
     assert e.seeds_needed == seeds_for_half_width(e.sd_difference, abs(1.0 - abs(e.mean_difference)))
     assert f"about {r.seeds_needed} seeds" in r.sentence
+    # a mean on the margin up to float rounding is on it: no seed count, not an astronomical one
+    on = compare_paired([57.43, 52.870000000000005, 51.68000000000001], [58.26, 52.13, 54.59],
+                        claim="equivalent", margin=1.0)
+    assert on.mean_difference != -1.0 and abs(on.mean_difference + 1.0) < 1e-12 and on.seeds_needed is None
+    assert "the mean sits on the margin" in on.sentence
 
 
 def test_an_interval_narrower_than_the_gap_always_decides() -> None:

@@ -189,7 +189,9 @@ def compare_paired(a: Samples, b: Samples, *, claim: Claim = "greater", paper_ga
             verdict = "contradicted"
         else:
             verdict = "inconclusive"
-        target = abs(m - abs(mean))
+        # a mean on the margin up to float rounding (accuracies on a grid of 1/N, a mean of -1.0
+        # computed as -0.99999...) sits on it: no number of seeds decides it
+        target = 0.0 if math.isclose(abs(mean), m, rel_tol=1e-9) else abs(m - abs(mean))
         needed = seeds_for_half_width(sd, target, confidence) if target > 0 else None
 
     result = PairedComparison(
