@@ -30,7 +30,9 @@ DEBIAN_DATASETS: dict[str, str] = {
 }
 
 #: Notebooks that need a Debian data set (the others need none).
-NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {}
+NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
+    "notebooks/05_visual_wake_words.ipynb": ("dataset-fashion-mnist",),  # FashionWakeWords
+}
 
 TAGS = ["remove-cell"]
 
