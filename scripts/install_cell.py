@@ -32,6 +32,7 @@ DEBIAN_DATASETS: dict[str, str] = {
 #: Notebooks that need a Debian data set (the others need none).
 NOTEBOOK_DATASETS: dict[str, tuple[str, ...]] = {
     "notebooks/03_training_probes.ipynb": ("dataset-fashion-mnist",),
+    "notebooks/05_visual_wake_words.ipynb": ("dataset-fashion-mnist",),  # FashionWakeWords
     "notebooks/06_int8_cortex_m4.ipynb": ("dataset-fashion-mnist",),
 }
 

@@ -6,19 +6,24 @@ whose deepest maps are 1x1 at 128 pixels); chapter 7 with a two-row grid; chapte
 All at toy sizes: these tests check that the code paths run end to end and report their tables, not
 the numbers. Bad parameter values must stop a chapter in its first cells, naming the parameter.
 
-Chapter 5's claims: a run whose RNNPool model is crippled (``rnnpool_lr=0``: never updated)
-must stop at the claim it breaks, with ``ClaimFailed`` naming it. nbval's run of the saved chapter at
-its default scale is the other half: there the same claims hold.
+Chapter 5's evidence tier: pointed (``evidence_dir``) at a complete evidence folder, here a toy
+sweep of 3 models x 2 seeds, the chapter draws its tables and verdicts from it, recorded with tier
+"evidence"; with ``check_claims`` it asserts the book's rule for a task on that evidence, which a
+toy run at chance breaks, naming the claim. nbval's run of the saved chapter (no evidence yet, or
+the committed one) is the other half.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import papermill as pm
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from rnnpool_lite.repro.sweep import read_records
+import rnnpool_lite
+from rnnpool_lite.repro.results import ChapterResults
+from rnnpool_lite.repro.sweep import load_grid, read_records, sweep
 from support import check_cell_index, vww_tree
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -51,19 +56,61 @@ def test_vww_chapter_runs_on_real_layout(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "05_visual_wake_words.json").is_file()
 
 
-#: chapter 5 at toy sizes (seconds of training): the claims are checked, so they must fail here
-TOY_VWW = dict(image_size=32, train_images=32, val_images=32, epochs=1, batch_size=16, seeds=[0, 1, 2],
+#: chapter 5's own quick run at toy sizes (seconds of training), beside a toy evidence folder
+TOY_VWW = dict(image_size=32, train_images=16, val_images=16, epochs=1, batch_size=8, seeds=[0],
                downsamplers=[])
+#: a complete toy evidence grid: one run per seed and model, as the committed grid has it
+TOY_EVIDENCE_GRID = """\
+seeds: [[0], [1]]
+model: [base, rnnpool, avg]
+dataset: [fashion]
+image_size: [32]
+train_images: [16]
+val_images: [32]
+epochs: [1]
+batch_size: [8]
+crop_scale: [[0.8, 1.0]]
+"""
 
 
-def test_vww_chapter_stops_at_the_claim_a_crippled_rnnpool_breaks(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def toy_evidence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("evidence") / "05_visual_wake_words"
+    folder.mkdir()
+    (folder / "grid.yaml").write_text(TOY_EVIDENCE_GRID)
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+        table = sweep(NOTEBOOKS / "runs" / "vww_model.ipynb", load_grid(folder / "grid.yaml"), folder, jobs=1)
+    assert (table["status"] == "ok").all(), table["error"].tolist()
+    return folder
+
+
+def test_vww_chapter_shows_complete_evidence_and_records_its_tier(tmp_path: Path, toy_evidence: Path) -> None:
+    out = tmp_path / "05.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "05_visual_wake_words.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                        progress_bar=False, parameters=dict(
+                            TOY_VWW, evidence_dir=str(toy_evidence), check_claims=False,
+                            results_dir=str(tmp_path / "results")))
+    text = _text_outputs(out)
+    assert "tier: evidence (32-pixel images, 16 training and 32 validation images" in text
+    assert "**Shown: the evidence run.** Evidence run (complete)" in text
+    saved = ChapterResults.load(tmp_path / "results" / "05_visual_wake_words.json")
+    assert saved.parameters["tier"] == "evidence" and saved.seeds == [0, 1]
+    assert [v["claim"] for v in saved.verdicts] == ["RNNPool model vs base, equivalence (Tables 1-2)",
+                                                     "RNNPool vs average pool (Table 2)"]
+    assert all(v["tier"] == "evidence" and v["n"] == 2 for v in saved.verdicts)
+
+
+def test_vww_chapter_asserts_the_task_rule_on_the_evidence(tmp_path: Path, toy_evidence: Path) -> None:
     with pytest.raises(PapermillExecutionError) as failure:
         pm.execute_notebook(str(NOTEBOOKS / "05_visual_wake_words.ipynb"), str(tmp_path / "05.ipynb"),
                             cwd=str(NOTEBOOKS), progress_bar=False,
-                            parameters=dict(TOY_VWW, rnnpool_lr=0.0, results_dir=str(tmp_path / "results")))
+                            parameters=dict(TOY_VWW, evidence_dir=str(toy_evidence),
+                                            results_dir=str(tmp_path / "results")))
     error = failure.value
     assert error.ename == "ClaimFailed", (error.ename, error.evalue)
-    assert error.evalue.startswith("claim failed: MobileNetV2-0.35x-RNNPool learns the task well above chance")
+    assert error.evalue.startswith("claim failed: the best model of the evidence run is at least 20 points")
     assert not (tmp_path / "results").exists()  # stopped before the results file
 
 
@@ -119,6 +166,9 @@ def test_ablation_chapter_runs_a_small_grid(tmp_path: Path) -> None:
     ("07_ablations", {"rows": ["z"]}, "parameter rows=['z']"),
     ("07_ablations", {"evidence_dir": 3}, "parameter evidence_dir=3: expected a folder path"),
     ("05_visual_wake_words", {"image_size": 0}, "parameter image_size=0: expected an integer >= 32"),
+    ("05_visual_wake_words", {"dataset": "mnist"}, "parameter dataset='mnist': expected one of"),
+    ("05_visual_wake_words", {"objects": [2, 1]}, "parameter objects=[2, 1]: expected [min, max]"),
+    ("05_visual_wake_words", {"evidence_dir": "/"}, "parameter evidence_dir='/': expected a folder holding"),
     ("03_training_probes", {"image_size": 0}, "parameter image_size=0: expected one of 32, 64"),
     ("03_training_probes", {"seeds": [0, 1]}, "parameter seeds=[0, 1]: expected a list of at least 3"),
     ("03_training_probes", {"search_sets": ["lines16"]}, "parameter search_sets=['lines16']: expected a non-empty"),

@@ -152,6 +152,8 @@ def test_seeds_needed_solves_the_t_half_width() -> None:
     assert seeds_for_half_width(0.0, 0.1) == 2 and seeds_for_half_width(1.0, 0.0) is None
     assert seeds_for_half_width(1.0, 100.0) == 2
     assert seeds_for_half_width(sd, target, confidence=0.99) > n
+    # a mean a rounding error from an equivalence margin: an astronomical n, not a TypeError
+    assert seeds_for_half_width(sd, 1e-13) > 2**63
     with pytest.raises(ValueError, match="sd must be"):
         seeds_for_half_width(-1.0, 1.0)
     # in a comparison: greater targets half the paper's gap, equivalent the distance to the margin
@@ -161,6 +163,11 @@ def test_seeds_needed_solves_the_t_half_width() -> None:
     e = compare_paired(a, b, claim="equivalent", margin=1.0)
     assert e.seeds_needed == seeds_for_half_width(e.sd_difference, abs(1.0 - abs(e.mean_difference)))
     assert f"about {r.seeds_needed} seeds" in r.sentence
+    # a mean on the margin up to float rounding is on it: no seed count, not an astronomical one
+    on = compare_paired([57.43, 52.870000000000005, 51.68000000000001], [58.26, 52.13, 54.59],
+                        claim="equivalent", margin=1.0)
+    assert on.mean_difference != -1.0 and abs(on.mean_difference + 1.0) < 1e-12 and on.seeds_needed is None
+    assert "the mean sits on the margin" in on.sentence
 
 
 def test_an_interval_narrower_than_the_gap_always_decides() -> None:
