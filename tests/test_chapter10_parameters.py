@@ -1,5 +1,6 @@
 """Chapter 10 and its run notebook: bad parameters stop in the first cells naming the parameter;
-the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes."""
+the run notebook trains on the real VWW layout (``vww_root``), a path nbval's default run never takes,
+and records what an evidence run needs (the last epoch's accuracy, the curves, the first step losses)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,13 +17,13 @@ pytestmark = pytest.mark.usefixtures("kernel_sees_this_package")
 CHAPTER = NOTEBOOKS / "10_ram_accuracy_tradeoffs.ipynb"
 
 
-
-
 @pytest.mark.parametrize("parameters, message", [
     ({"resolutions": [32, 0]}, "parameter resolutions=0: expected an integer >= 16"),
     ({"resolutions": "32"}, "parameter resolutions='32': expected a non-empty list"),
     ({"seeds": [0, 1]}, "parameter seeds=[0, 1]: expected a list of at least 3"),
     ({"vww_root": "/no/such/folder"}, "parameter vww_root='/no/such/folder': expected a folder that exists"),
+    ({"dataset": "cifar"}, "parameter dataset='cifar': expected one of 'fashion', 'faces'"),
+    ({"evidence_dir": 3}, "parameter evidence_dir=3: expected a folder path"),
 ])
 def test_bad_parameter_stops_with_its_name(tmp_path: Path, parameters: dict, message: str) -> None:
     with pytest.raises(PapermillExecutionError) as error:
@@ -46,3 +47,14 @@ def test_run_notebook_trains_on_vww_layout(tmp_path: Path) -> None:
     records = read_records(out)
     assert 0.0 <= records["accuracy"] <= 1.0 and records["params"] > 0
     assert records["peak_ram_int8_kb"] == 1.0  # the base model at 16 px, as the chapter's cost table says
+
+
+def test_run_notebook_records_what_an_evidence_run_needs(tmp_path: Path) -> None:
+    out = tmp_path / "run.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "runs" / "vww_resolution.ipynb"), str(out), cwd=str(NOTEBOOKS / "runs"),
+                        progress_bar=False, parameters=dict(model="rnnpool", image_size=32, epochs=2, batch_size=8,
+                                                            train_images=32, val_images=16, max_steps=3))
+    records = read_records(out)
+    assert len(records["first_losses"]) == 3  # max_steps stopped training after 3 SGD steps
+    assert len(records["val_curve"]) == len(records["train_loss_curve"]) == 1  # the cut epoch has its row
+    assert records["last_accuracy"] == records["val_curve"][-1]
