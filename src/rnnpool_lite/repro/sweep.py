@@ -168,6 +168,10 @@ def _device() -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+#: How long a run's kernel may take to start. papermill's default, 60 s, was not enough on a 2-core
+#: machine at load 10 (a test run of chapter 10 failed with "Kernel didn't respond in 60 seconds").
+KERNEL_START_TIMEOUT_S = 600
+
 # papermill changes the process's working directory, and the kernel inherits file descriptor 2: one
 # run at a time per process, whatever thread (a Dask worker's, a submitit waiter's) starts it
 _RUN_LOCK = threading.Lock()
@@ -194,6 +198,7 @@ def run_one(notebook: str, params: dict[str, Any], kernel: str | None, timeout: 
             try:
                 pm.execute_notebook(notebook, str(output), parameters=params, kernel_name=kernel,
                                     progress_bar=False, log_output=False, execution_timeout=timeout,
+                                    start_timeout=KERNEL_START_TIMEOUT_S,
                                     cwd=str(Path(notebook).resolve().parent))
                 records = read_records(output)
             except PapermillExecutionError as err:
