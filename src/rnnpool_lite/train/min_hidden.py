@@ -20,9 +20,6 @@ from rnnpool_lite.train.config import TrainConfig
 from rnnpool_lite.train.fit import fit
 from rnnpool_lite.train.probe import RNNPoolProbe
 
-#: the probe's convolution (Table 7's "with conv" columns) has 8 filters: RNNPool reads 8 channels
-CONV_CHANNELS = 8
-
 
 def rnnpool_parameters(in_channels: int, h1: int, h2: int) -> int:
     """Learnable parameters of one RNNPool (FastGRNN cells) with these sizes; the search's order."""
@@ -92,5 +89,5 @@ def search_probe(train: Dataset, val: Dataset, candidates: Iterable[tuple[int, i
             raise ValueError("search_probe scores the validation metric: fit returned none")
         return float(result.best_value)
 
-    found = smallest_hidden(candidates, score, target, CONV_CHANNELS if with_conv else 1)
+    found = smallest_hidden(candidates, score, target, RNNPoolProbe.conv_channels if with_conv else 1)
     return replace(found, histories=histories)

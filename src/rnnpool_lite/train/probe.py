@@ -34,6 +34,9 @@ class RNNPoolProbe(nn.Module):
     ablation chapter can compare cells (paper Table 18) on the probing sets.
     """
 
+    #: filters of the optional 3x3 stride-2 convolution (Table 7's "with conv"): what RNNPool then reads
+    conv_channels = 8
+
     def __init__(self, image_size: int, num_classes: int, hidden_size: int, hidden_size2: int,
                  in_channels: int = 1, with_conv: bool = False, cell: str = "fastgrnn",
                  patch_size: int | None = None, stride: int | None = None, pools: int = 1) -> None:
@@ -48,9 +51,10 @@ class RNNPoolProbe(nn.Module):
         self.conv: nn.Module = nn.Identity()
         size, channels = image_size, in_channels
         if with_conv:
-            self.conv = nn.Sequential(nn.Conv2d(in_channels, 8, 3, stride=2, padding=1, bias=False),
-                                      nn.BatchNorm2d(8), nn.ReLU(inplace=True))
-            size, channels = (image_size + 1) // 2, 8
+            channels = self.conv_channels
+            self.conv = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride=2, padding=1, bias=False),
+                                      nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            size = (image_size + 1) // 2
         if patch_size is None:
             self.pool: nn.Module = RNNPool2d(channels, hidden_size, kernel_size=size, hidden_size2=hidden_size2,
                                              cell=cell)
