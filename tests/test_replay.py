@@ -53,6 +53,15 @@ def _copy(evidence: Path, tmp_path: Path) -> Path:
     return repo / "results" / "evidence" / "tiny"
 
 
+def _edit_parameters(folder: Path, old: str, new: str) -> Path:
+    """Replace ``old`` by ``new`` in the parameters cell of the copied repository's run notebook."""
+    notebook = folder.parents[2] / "runs" / "tiny_run.ipynb"
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace(old, new)
+    nbformat.write(nb, str(notebook))
+    return notebook
+
+
 def test_replay_of_unchanged_code_matches(evidence: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(evidence)]) == 0
     printed = capsys.readouterr().out
@@ -80,20 +89,14 @@ def test_tampered_record_fails(evidence: Path, tmp_path: Path, capsys: pytest.Ca
 def test_changed_model_fails(evidence: Path, tmp_path: Path) -> None:
     """One more conv channel in the notebook (a code change after the evidence was made)."""
     folder = _copy(evidence, tmp_path)
-    notebook = folder.parents[2] / "runs" / "tiny_run.ipynb"
-    nb = nbformat.read(str(notebook), as_version=4)
-    nb.cells[0].source = nb.cells[0].source.replace("width = 4", "width = 5")
-    nbformat.write(nb, str(notebook))
+    _edit_parameters(folder, "width = 4", "width = 5")
     report = replay(folder)
     assert not report.ok and report.first_mismatch == 1 and report.max_relative_difference > 100 * RTOL
 
 
 def test_folder_without_first_losses_or_max_steps_is_refused(evidence: Path, tmp_path: Path) -> None:
     folder = _copy(evidence, tmp_path)
-    notebook = folder.parents[2] / "runs" / "tiny_run.ipynb"
-    nb = nbformat.read(str(notebook), as_version=4)
-    nb.cells[0].source = nb.cells[0].source.replace("max_steps = None", "steps = None")
-    nbformat.write(nb, str(notebook))
+    notebook = _edit_parameters(folder, "max_steps = None", "steps = None")
     with pytest.raises(ValueError, match="no papermill parameter max_steps"):
         replay(folder)
     shutil.copy(TINY_RUN, notebook)
