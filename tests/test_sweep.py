@@ -103,6 +103,49 @@ def test_sweep_runs_records_fails_and_skips(tmp_path: Path, monkeypatch: pytest.
     assert (both[1]["runs_executed"], both[1]["runs_failed"], both[1]["runs_reused"]) == (1, 1, 3)
 
 
+def test_a_killed_sweep_leaves_partial_results_and_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session that ends mid-sweep: the finished run is in results.csv, the other "pending", and
+    the provenance entry says what had been done; load_evidence reads it as partial evidence."""
+    import pandas as pd
+
+    import rnnpool_lite.repro.sweep as sweep_module
+    from rnnpool_lite.repro.evidence import load_evidence
+
+    src = str(Path(rnnpool_lite.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    _notebook(tmp_path / "nb.ipynb")
+    (tmp_path / "grid.yaml").write_text("a: [1, 3]\nb: [10]\n")
+    out = tmp_path / "out"
+    save = sweep_module._save_run
+    calls = []
+
+    def save_then_die(folder: Path, result: dict) -> dict:
+        if calls:
+            raise KeyboardInterrupt  # the session ends before the second run is written
+        calls.append(result["key"])
+        return save(folder, result)
+
+    monkeypatch.setattr(sweep_module, "_save_run", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(tmp_path / "nb.ipynb", load_grid(tmp_path / "grid.yaml"), out, jobs=1)
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["status"]) == ["ok", "pending"]
+    entry = json.loads((out / "provenance.json").read_text())["invocations"][-1]
+    assert entry["finished"] is None and entry["updated"] >= entry["started"]
+    assert (entry["runs_executed"], entry["runs_planned"]) == (1, 2)
+    (out / "grid.yaml").write_text((tmp_path / "grid.yaml").read_text())
+    evidence = load_evidence(out)
+    assert evidence is not None and not evidence.complete
+    assert (len(evidence.runs), evidence.failed, evidence.planned) == (1, 0, 2)
+
+    monkeypatch.setattr(sweep_module, "_save_run", save)  # the next session resumes
+    table = sweep(tmp_path / "nb.ipynb", load_grid(tmp_path / "grid.yaml"), out, jobs=1)
+    assert table["status"].tolist() == ["ok", "ok"] and table["skipped"].sum() == 1
+    both = json.loads((out / "provenance.json").read_text())["invocations"]
+    assert len(both) == 2 and both[1]["finished"] is not None and both[1]["runs_reused"] == 1
+    assert load_evidence(out).complete  # type: ignore[union-attr]
+
+
 def _two_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """The tiny notebook and a grid of two runs, one that fails."""
     src = str(Path(rnnpool_lite.__file__).resolve().parents[1])

@@ -29,7 +29,8 @@ class Evidence:
     folder: Path
     grid: Any                 # the committed grid (what the runs were asked to cover)
     runs: pd.DataFrame        # results.csv, the runs whose status is "ok"
-    failed: int               # runs that failed (they are retried when the sweep resumes)
+    failed: int               # runs that failed (they are retried when the sweep resumes); not
+                              # counting "pending" ones, which have not finished (yet)
     planned: int              # combinations in the grid
     provenance: dict[str, Any]
 
@@ -97,4 +98,4 @@ def load_evidence(folder: str | Path) -> Evidence | None:
         return None
     provenance_path = folder / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
-    return Evidence(folder, grid, ok, int((table["status"] != "ok").sum()), len(combinations(grid)), provenance)
+    return Evidence(folder, grid, ok, int((table["status"] == "failed").sum()), len(combinations(grid)), provenance)

@@ -8,12 +8,13 @@ products, for ablations whose rows are not a product: "patch 8" and "two pools" 
 with papermill into ``DIR/runs/<key>.ipynb``. Inside the notebook, a value is reported with
 :func:`record`; after the run the executed notebook is read back with nbformat and the recorded
 values become columns of ``DIR/results.csv`` (one row per combination, with ``status``, ``error``,
-``duration_s`` and ``cpu_s``). A combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run
-again, so an interrupted or extended sweep only runs what is missing; failed runs are retried and
-report the notebook's exception (``ename: evalue`` and the cell that raised it). ``cpu_s`` is the
-CPU time (user + system) of the run: the process that ran it and the kernel it started and reaped,
-which the caller's own CPU accounting never sees. What a run's kernel writes to stderr (Jupyter's own
-log lines included) goes to ``DIR/runs/<key>.log``, not to the caller's terminal or notebook cell.
+``duration_s`` and ``cpu_s``; rewritten after every run, a run not finished yet is ``pending``). A
+combination whose ``DIR/runs/<key>.json`` says ``ok`` is not run again, so an interrupted or
+extended sweep only runs what is missing; failed runs are retried and report the notebook's
+exception (``ename: evalue`` and the cell that raised it). ``cpu_s`` is the CPU time (user + system)
+of the run: the process that ran it and the kernel it started and reaped, which the caller's own CPU
+accounting never sees. What a run's kernel writes to stderr (Jupyter's own log lines included) goes
+to ``DIR/runs/<key>.log``, not to the caller's terminal or notebook cell.
 
 Where the runs execute (``--executor``), with the same command and the same output folder:
 
@@ -33,14 +34,17 @@ thread each (``dask worker --nthreads 1``) and scale with their number.
 
 Provenance: every invocation appends an entry to ``DIR/provenance.json``: the command (as typed on
 the command line, or the call), the notebook, the grid, the executor, the git commit and whether
-tracked files differed from it, the environment that decides float rounding (torch, CPU
-capability, threads), the device, start and end times, wall and CPU seconds, and how many runs it
-executed or reused. Each run's ``runs/<key>.json`` also names the commit, environment and device
-it ran with (those of the worker that ran it: with Dask or SLURM not the invoking machine's), so a
-folder filled over several sessions or machines says which runs came from which code and where.
+tracked files differed from it, the environment that decides float rounding (torch, CPU capability,
+threads), the device, start and end times, wall and CPU seconds, and how many runs it executed or
+reused; the entry is rewritten after every run, so a sweep that is killed (a session's end) leaves
+``finished`` empty and says what it had done by ``updated``. Each run's ``runs/<key>.json`` also
+names the commit, environment and device it ran with (those of the worker that ran it: with Dask or
+SLURM not the invoking machine's), so a folder filled over several sessions or machines says which
+runs came from which code and where.
 
-Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs only
-IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output notebook.
+Why not scrapbook: it would be one more dependency whose releases have stalled; ``record`` needs
+only IPython's ``display`` with a custom mimetype, which nbformat stores verbatim in the output
+notebook.
 """
 from __future__ import annotations
 
@@ -64,11 +68,13 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from tqdm import tqdm
 
 from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
 from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value, repository_root
 
 MIMETYPE = "application/x.rnnpool-lite.record+json"
+PENDING = "pending"  # results.csv status of a combination whose run has not finished (yet)
 
 
 def record(name: str, value: Any) -> None:
@@ -238,11 +244,34 @@ def _repo_relative(path: Path) -> str:
     return str(path.relative_to(root)) if root is not None else str(path)
 
 
-def _append_provenance(out: Path, entry: dict[str, Any]) -> None:
+def _write_provenance(out: Path, entry: dict[str, Any], index: int | None) -> int:
+    """Append ``entry`` to ``out/provenance.json`` (``index`` None) or replace entry ``index``;
+    return its index. The sweep rewrites its entry after every run, so a sweep killed with its
+    session leaves an entry that says what it had done (``finished`` None, ``updated`` its last run)."""
     path = out / "provenance.json"
     data = json.loads(path.read_text()) if path.is_file() else {"invocations": []}
-    data["invocations"].append(entry)
+    if index is None:
+        data["invocations"].append(entry)
+        index = len(data["invocations"]) - 1
+    else:
+        data["invocations"][index] = entry
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    return index
+
+
+def _table(combos: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per combination: its finished result, or ``status`` "pending" when it has not run."""
+    rows = []
+    for params in combos:
+        r = results.get(run_key(params))
+        if r is None:
+            rows.append({**params, "status": PENDING, "error": None, "duration_s": None, "cpu_s": None,
+                         "skipped": False, "notebook": None})
+            continue
+        rows.append({**params, **r["records"], "status": r["status"], "error": r["error"],
+                     "duration_s": r["duration_s"], "cpu_s": r.get("cpu_s"), "skipped": r["skipped"],
+                     "notebook": r["notebook"]})
+    return pd.DataFrame(rows)
 
 
 def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kernel: str | None = None,
@@ -254,8 +283,9 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
     options); see the module docstring. Returns a DataFrame with one row per combination: the
     parameters, every recorded value, ``status`` ("ok" | "failed"), ``error``, ``duration_s``,
     ``cpu_s``, ``skipped`` (True when an earlier run's result was reused) and ``notebook`` (the
-    executed copy). Also written to ``out/results.csv``. Each run's files are written as it finishes,
-    so an interrupted sweep keeps every run that completed. ``command`` is what
+    executed copy). Also written to ``out/results.csv``. Each run's files, the table (unfinished
+    runs as ``status`` "pending") and this invocation's provenance entry are written as each run
+    finishes, so an interrupted sweep keeps every run that completed, readable as partial evidence. ``command`` is what
     ``out/provenance.json`` records as the invocation (default: the Python call).
     """
     notebook = Path(notebook).resolve()
@@ -280,32 +310,39 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
     # the code the runs start from (a commit made while they run does not change it); the output
     # folder's own tracked files (committed evidence that a resumed sweep rewrites) do not count
     commit, dirty = git_commit(notebook.parent), git_dirty(notebook.parent, exclude=[out])
+    def entry(finished: bool) -> dict[str, Any]:
+        executed = [r for r in results.values() if not r["skipped"]]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return {
+            "command": command or f"sweep({_repo_relative(notebook)!r}, grid, {str(out)!r}, jobs={jobs}, "
+                                  f"executor={executor!r})",
+            "notebook": _repo_relative(notebook), "grid": grid, "executor": executor, "jobs": jobs,
+            "commit": commit, "dirty": dirty,
+            "environment": environment(), "device": _device(), "host": platform.node(),
+            "started": started.isoformat(timespec="seconds"), "updated": now,
+            "finished": now if finished else None,
+            "wall_s": round(time.perf_counter() - wall_start, 1),
+            "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in executed), 1),
+            "runs_executed": len(executed), "runs_failed": sum(r["status"] != "ok" for r in executed),
+            "runs_reused": sum(bool(r["skipped"]) for r in results.values()),
+            "runs_planned": len(combos)}
+
+    # the table and this invocation's provenance entry are rewritten after every run, so a folder
+    # whose sweep was killed (a session's end) is read like a finished one, its missing runs "pending"
+    index = _write_provenance(out, entry(finished=False), None)
+    _table(combos, results).to_csv(out / "results.csv", index=False)
     if todo:
         with open_executor(executor, jobs, out / "slurm", slurm) as pool:
             futures = [pool.submit(run_one, str(notebook), p, kernel, timeout) for p in todo]
-            for future in as_completed(futures):
+            bar = tqdm(as_completed(futures), total=len(todo), desc=f"sweep {notebook.stem}", unit="run",
+                       disable=None)
+            for future in bar:
                 saved = _save_run(out, future.result())
                 results[saved["key"]] = {**saved, "skipped": False}
-    executed = [r for r in results.values() if not r["skipped"]]
-    _append_provenance(out, {
-        "command": command or f"sweep({_repo_relative(notebook)!r}, grid, {str(out)!r}, jobs={jobs}, "
-                              f"executor={executor!r})",
-        "notebook": _repo_relative(notebook), "grid": grid, "executor": executor, "jobs": jobs,
-        "commit": commit, "dirty": dirty,
-        "environment": environment(), "device": _device(), "host": platform.node(),
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_s": round(time.perf_counter() - wall_start, 1),
-        "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in executed), 1),
-        "runs_executed": len(executed), "runs_failed": sum(r["status"] != "ok" for r in executed),
-        "runs_reused": len(results) - len(executed)})
-    rows = []
-    for params in combos:
-        r = results[run_key(params)]
-        rows.append({**params, **r["records"], "status": r["status"], "error": r["error"],
-                     "duration_s": r["duration_s"], "cpu_s": r.get("cpu_s"), "skipped": r["skipped"],
-                     "notebook": r["notebook"]})
-    table = pd.DataFrame(rows)
+                _write_provenance(out, entry(finished=False), index)
+                _table(combos, results).to_csv(out / "results.csv", index=False)
+    _write_provenance(out, entry(finished=True), index)
+    table = _table(combos, results)
     table.to_csv(out / "results.csv", index=False)
     return table
 
