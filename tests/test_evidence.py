@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rnnpool_lite.repro.evidence import load_evidence
+from rnnpool_lite.repro.evidence import chapter_evidence, load_evidence, sweep_command
 from rnnpool_lite.repro.replay import replay
 
 COMMITTED = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "results" / "evidence").glob(
@@ -58,6 +58,32 @@ def test_describe_names_command_commit_environment_and_cost(tmp_path: Path) -> N
     assert "at commit aaaaaaaaaa, bbbbbbbbbb" in text
     assert "torch 2.13.0, CPU capability AVX512, on cpu: x86_64, 2 cores" in text  # the last that ran
     assert "1.50 h wall, 2.00 h CPU over 3 invocation(s)" in text
+
+
+def test_a_chapter_uses_only_complete_evidence_and_names_the_command(tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "notebooks" / "runs").mkdir(parents=True)
+    (tmp_path / "notebooks" / "runs" / "x.ipynb").write_text("{}")
+    folder = tmp_path / "results" / "evidence" / "05_x"
+    folder.mkdir(parents=True)
+    notebook = tmp_path / "notebooks" / "runs" / "x.ipynb"
+    command = ("python -m rnnpool_lite.repro.sweep notebooks/runs/x.ipynb --grid results/evidence/05_x/grid.yaml "
+               "--out results/evidence/05_x --jobs 2")
+    assert sweep_command(notebook, folder) == command  # relative to the checkout, whatever the cwd
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    assert f"--out {outside.resolve()} --jobs 4" in sweep_command(notebook, outside, jobs=4)
+
+    evidence, text = chapter_evidence(_folder(folder, None), notebook)
+    assert evidence is None and "has not been run" in text and f"`{command}`" in text
+    evidence, text = chapter_evidence(_folder(folder, ["ok", "ok", "pending", "pending"],
+                                              [_invocation("a" * 40, 2, 60.0, "AVX2")]), notebook)
+    assert evidence is None and "not complete" in text and "2 of 4 runs finished" in text and "Resume" in text
+    evidence, text = chapter_evidence(_folder(folder, ["ok"] * 4, [_invocation("a" * 40, 4, 60.0, "AVX2")]),
+                                      notebook)
+    assert evidence is not None and evidence.complete and text == evidence.describe()
+    assert chapter_evidence(None, notebook)[0] is None
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from rnnpool_lite.repro.results import repository_root
 from rnnpool_lite.repro.sweep import combinations, load_grid
 
 GRID_FILE = "grid.yaml"
@@ -99,3 +100,39 @@ def load_evidence(folder: str | Path) -> Evidence | None:
     provenance_path = folder / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
     return Evidence(folder, grid, ok, int((table["status"] == "failed").sum()), len(combinations(grid)), provenance)
+
+
+def sweep_command(run_notebook: str | Path, folder: str | Path, jobs: int = 2) -> str:
+    """The command that runs (or resumes) the evidence sweep of ``run_notebook`` into ``folder``,
+    from the repository root (paths relative to it; absolute for a folder outside the checkout)."""
+    def shown(path: str | Path) -> str:
+        path = Path(path).resolve()
+        root = repository_root(path if path.exists() else path.parent)
+        return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+    folder = Path(folder)
+    return (f"python -m rnnpool_lite.repro.sweep {shown(run_notebook)} --grid {shown(folder / GRID_FILE)} "
+            f"--out {shown(folder)} --jobs {jobs}")
+
+
+def chapter_evidence(folder: str | Path | None, run_notebook: str | Path,
+                     jobs: int = 2) -> tuple[Evidence | None, str]:
+    """What a chapter's verdicts rest on: the evidence in ``folder`` when every run of its grid has
+    finished (else ``None``: the chapter falls back on its quick run), and one Markdown paragraph that
+    says so, with the command that runs or resumes the sweep. Partial evidence decides nothing: a
+    verdict over the seeds that happened to finish first would depend on when a session ended.
+
+    ``folder`` None means the reader turned the evidence off (``evidence_dir=None``).
+    """
+    if folder is None:
+        return None, ("The evidence run is not used by this run (`evidence_dir=None`); the verdicts below "
+                      "are the quick run's.")
+    evidence = load_evidence(folder)
+    command = f"`{sweep_command(run_notebook, folder, jobs)}`"
+    if evidence is None:
+        return None, ("The evidence run has not been run in this checkout; the verdicts below are the "
+                      f"quick run's. Run it from the repository root with {command}.")
+    if not evidence.complete:
+        return None, (f"The evidence run is not complete, so the verdicts below are the quick run's. "
+                      f"{evidence.describe()} Resume it from the repository root with {command}.")
+    return evidence, evidence.describe()
