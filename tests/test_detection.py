@@ -267,3 +267,17 @@ def test_evaluate_subsets_resizes_and_ignores():
     table = evaluate_subsets(Fixed(), {"a": [(image, hit)], "b": [(image, ignored)]}, priors, image_size=16)
     assert table.loc["a", "ap"] == pytest.approx(1.0)
     assert table.loc["b", "ap"] == 0.0 and table.loc["b", "faces"] == 1
+
+
+def test_face_recipe_is_the_chapters() -> None:
+    """Chapter 04's page and its evidence run train through one recipe: hard negatives, clipping,
+    the last epoch's weights, and max_steps passed through for the replay."""
+    from rnnpool_lite.detection import face_train_config
+    from rnnpool_lite.detection.recipe import GRAD_CLIP, MIN_NEGATIVES
+
+    priors = torch.rand(10, 4)
+    config = face_train_config(priors, epochs=3, batch_size=4, lr=0.05, warmup_epochs=1, seed=7, max_steps=2)
+    assert (config.epochs, config.batch_size, config.lr, config.warmup_epochs, config.seed) == (3, 4, 0.05, 1, 7)
+    assert config.grad_clip == GRAD_CLIP == 5.0 and not config.restore_best and config.max_steps == 2
+    assert config.task.criterion.min_negatives == MIN_NEGATIVES == 8
+    assert torch.equal(config.task.criterion.priors, priors)

@@ -84,6 +84,10 @@ def test_a_chapter_uses_only_complete_evidence_and_names_the_command(tmp_path: P
                                       notebook)
     assert evidence is not None and evidence.complete and text == evidence.describe()
     assert chapter_evidence(None, notebook)[0] is None
+    evidence, text = chapter_evidence(tmp_path / "nowhere", notebook)
+    assert evidence is None and "no evidence folder" in text
+    with pytest.raises(FileNotFoundError, match="grid.yaml"):
+        chapter_evidence(tmp_path / "notebooks", notebook)
 
 
 @pytest.mark.slow

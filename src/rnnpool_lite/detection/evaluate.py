@@ -47,6 +47,10 @@ def _as_boxes(boxes: Tensor | np.ndarray | Sequence, name: str) -> np.ndarray:
     return array.astype(float)
 
 
+# COCO's AP@[.5:.95]: the mean over these ten IoU thresholds (pass as ``iou_thresholds``)
+COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
 def average_precision(
     detections: Sequence[Detections],
     truths: Sequence[Tensor | np.ndarray],

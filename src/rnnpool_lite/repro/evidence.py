@@ -122,13 +122,18 @@ def chapter_evidence(folder: str | Path | None, run_notebook: str | Path,
     says so, with the command that runs or resumes the sweep. Partial evidence decides nothing: a
     verdict over the seeds that happened to finish first would depend on when a session ended.
 
-    ``folder`` None means the reader turned the evidence off (``evidence_dir=None``).
+    ``folder`` None means the reader turned the evidence off (``evidence_dir=None``); a folder that
+    does not exist (the chapter run outside the book's checkout) is no evidence either, while an
+    existing one without ``grid.yaml`` raises ``FileNotFoundError``, as in :func:`load_evidence`.
     """
     if folder is None:
         return None, ("The evidence run is not used by this run (`evidence_dir=None`); the verdicts below "
                       "are the quick run's.")
-    evidence = load_evidence(folder)
     command = f"`{sweep_command(run_notebook, folder, jobs)}`"
+    if not Path(folder).exists():  # a chapter copied out of the book's checkout (a Colab launch)
+        return None, (f"This copy of the chapter has no evidence folder ({folder}: the evidence lives in the "
+                      "book's repository), so the verdicts below are the quick run's.")
+    evidence = load_evidence(folder)
     if evidence is None:
         return None, ("The evidence run has not been run in this checkout; the verdicts below are the "
                       f"quick run's. Run it from the repository root with {command}.")

@@ -26,7 +26,11 @@ class Task(Protocol):
 
     monitor: str
     mode: str
-    collate_fn: Callable[[list[Any]], Any]
+
+    @property
+    def collate_fn(self) -> Callable[[list[Any]], Any]:
+        """Batches a list of samples (read-only: a task's own collate may take a narrower sample type)."""
+        ...
 
     def loss(self, output: Any, target: Any) -> Tensor: ...
 
