@@ -272,8 +272,7 @@ def test_evaluate_subsets_resizes_and_ignores():
 def test_face_recipe_is_the_chapters() -> None:
     """Chapter 04's page and its evidence run train through one recipe: hard negatives, clipping,
     the last epoch's weights, and max_steps passed through for the replay."""
-    from rnnpool_lite.detection import face_train_config
-    from rnnpool_lite.detection.recipe import GRAD_CLIP, MIN_NEGATIVES
+    from rnnpool_lite.repro.face_recipe import GRAD_CLIP, MIN_NEGATIVES, face_train_config
 
     priors = torch.rand(10, 4)
     config = face_train_config(priors, epochs=3, batch_size=4, lr=0.05, warmup_epochs=1, seed=7, max_steps=2)

@@ -5,12 +5,11 @@ from rnnpool_lite.detection.inference import evaluate_detector, evaluate_subsets
 from rnnpool_lite.detection.loss import MultiBoxLoss, maxout_background
 from rnnpool_lite.detection.matching import match_priors
 from rnnpool_lite.detection.postprocess import Detections, detect
-from rnnpool_lite.detection.recipe import face_train_config
 from rnnpool_lite.detection.task import DetectionTask, collate_detection
 
 __all__ = [
     "VARIANCES", "box_iou", "centres", "corners", "decode", "encode", "nms", "COCO_IOU_THRESHOLDS", "average_precision",
     "wider_subset_ap", "evaluate_detector", "evaluate_subsets", "predict", "MultiBoxLoss", "maxout_background",
     "match_priors",
-    "Detections", "detect", "face_train_config", "DetectionTask", "collate_detection",
+    "Detections", "detect", "DetectionTask", "collate_detection",
 ]

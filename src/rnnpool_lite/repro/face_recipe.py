@@ -2,7 +2,8 @@
 
 The chapter page and the run notebook the evidence sweep executes (``notebooks/runs/face_detector``)
 must train the same detector the same way, or the evidence would answer another question than the
-page asks; so the recipe lives here once.
+page asks; so the recipe lives here once. It is book tooling (``repro``): it joins ``detection``'s task
+and ``train``'s config, two packages of one layer that do not import each other.
 """
 from __future__ import annotations
 
