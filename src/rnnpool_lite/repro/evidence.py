@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from rnnpool_lite.repro.results import repository_root
+from rnnpool_lite.repro.results import repo_relative
 from rnnpool_lite.repro.sweep import combinations, load_grid
 
 GRID_FILE = "grid.yaml"
@@ -105,14 +105,9 @@ def load_evidence(folder: str | Path) -> Evidence | None:
 def sweep_command(run_notebook: str | Path, folder: str | Path, jobs: int = 2) -> str:
     """The command that runs (or resumes) the evidence sweep of ``run_notebook`` into ``folder``,
     from the repository root (paths relative to it; absolute for a folder outside the checkout)."""
-    def shown(path: str | Path) -> str:
-        path = Path(path).resolve()
-        root = repository_root(path if path.exists() else path.parent)
-        return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
-
     folder = Path(folder)
-    return (f"python -m rnnpool_lite.repro.sweep {shown(run_notebook)} --grid {shown(folder / GRID_FILE)} "
-            f"--out {shown(folder)} --jobs {jobs}")
+    return (f"python -m rnnpool_lite.repro.sweep {repo_relative(run_notebook)} "
+            f"--grid {repo_relative(folder / GRID_FILE)} --out {repo_relative(folder)} --jobs {jobs}")
 
 
 def chapter_evidence(folder: str | Path | None, run_notebook: str | Path,

@@ -203,6 +203,14 @@ def repository_root(path: str | Path) -> Path | None:
     return None
 
 
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to its repository's root (as a reader's clone has it), else absolute; the
+    path need not exist (an evidence folder a command is about to create)."""
+    path = Path(path).resolve()
+    root = repository_root(path)
+    return str(path.relative_to(root)) if root is not None else str(path)
+
 @dataclass
 class ChapterResults:
     """A chapter's "paper vs this book" rows, with what is needed to compare two machines' runs.

@@ -71,7 +71,7 @@ import yaml
 from tqdm import tqdm
 
 from rnnpool_lite.repro.executors import SUBMITIT_CLUSTERS, SlurmOptions, check_executor_spec, open_executor
-from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value, repository_root
+from rnnpool_lite.repro.results import environment, git_commit, git_dirty, plain_value, repo_relative
 
 MIMETYPE = "application/x.rnnpool-lite.record+json"
 PENDING = "pending"  # results.csv status of a combination whose run has not finished (yet)
@@ -238,12 +238,6 @@ def _save_run(out: Path, result: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
-def _repo_relative(path: Path) -> str:
-    """``path`` relative to its repository's root (as a reader's clone has it), else absolute."""
-    root = repository_root(path)
-    return str(path.relative_to(root)) if root is not None else str(path)
-
-
 def _write_provenance(out: Path, entry: dict[str, Any], index: int | None) -> int:
     """Append ``entry`` to ``out/provenance.json`` (``index`` None) or replace entry ``index``;
     return its index. The sweep rewrites its entry after every run, so a sweep killed with its
@@ -310,16 +304,20 @@ def sweep(notebook: str | Path, grid: Grid, out: str | Path, jobs: int = 1, kern
     # the code the runs start from (a commit made while they run does not change it); the output
     # folder's own tracked files (committed evidence that a resumed sweep rewrites) do not count
     commit, dirty = git_commit(notebook.parent), git_dirty(notebook.parent, exclude=[out])
+    # what stays fixed for this invocation, read once; entry() adds what its runs have done so far
+    shown_notebook = repo_relative(notebook)
+    fixed = {
+        "command": command or f"sweep({shown_notebook!r}, grid, {str(out)!r}, jobs={jobs}, executor={executor!r})",
+        "notebook": shown_notebook, "grid": grid, "executor": executor, "jobs": jobs,
+        "commit": commit, "dirty": dirty,
+        "environment": environment(), "device": _device(), "host": platform.node(),
+        "started": started.isoformat(timespec="seconds")}
+
     def entry(finished: bool) -> dict[str, Any]:
         executed = [r for r in results.values() if not r["skipped"]]
         now = datetime.now(UTC).isoformat(timespec="seconds")
         return {
-            "command": command or f"sweep({_repo_relative(notebook)!r}, grid, {str(out)!r}, jobs={jobs}, "
-                                  f"executor={executor!r})",
-            "notebook": _repo_relative(notebook), "grid": grid, "executor": executor, "jobs": jobs,
-            "commit": commit, "dirty": dirty,
-            "environment": environment(), "device": _device(), "host": platform.node(),
-            "started": started.isoformat(timespec="seconds"), "updated": now,
+            **fixed, "updated": now,
             "finished": now if finished else None,
             "wall_s": round(time.perf_counter() - wall_start, 1),
             "cpu_s": round(sum(r.get("cpu_s") or 0.0 for r in executed), 1),
