@@ -110,7 +110,8 @@ def test_vww_chapter_asserts_the_task_rule_on_the_evidence(tmp_path: Path, toy_e
                                             results_dir=str(tmp_path / "results")))
     error = failure.value
     assert error.ename == "ClaimFailed", (error.ename, error.evalue)
-    assert error.evalue.startswith("claim failed: the best model of the evidence run is at least 20 points")
+    assert error.evalue.startswith("claim failed: the evidence run's task can tell the models apart: the best "
+                                   "model at least 20 points above chance")
     assert not (tmp_path / "results").exists()  # stopped before the results file
 
 

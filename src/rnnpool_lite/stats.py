@@ -17,6 +17,11 @@ t-interval on the paired differences has exact coverage under normality and degr
 it. ``method="bca"`` or ``"percentile"`` (``scipy.stats.bootstrap``, the kind of interval rliable
 computes) is there for runs with tens of seeds or clearly non-normal differences.
 
+A comparison can only come out either way on a task that separates the models: one where every
+model scores 100%, or none learns, decides nothing whatever the interval says. :func:`check_task`
+states the book's rule for that (the best model at least ``LEARNS_BY`` points above chance, none
+within ``HEADROOM`` points of the ceiling) once, for every chapter that trains.
+
 This module is a leaf (numpy and scipy only): the chapters, the sweep's tables and the summary page
 all take their verdicts from here, so one comparison is stated one way everywhere.
 """
@@ -39,6 +44,11 @@ Samples = ArrayLike | Mapping[Any, float]
 
 CLAIMS: tuple[str, ...] = ("greater", "equivalent")
 METHODS: tuple[str, ...] = ("t", "bca", "percentile")
+#: the book's rule for a task that can decide a comparison (issue 14): the best model at least this many
+#: points above chance ...
+LEARNS_BY = 20.0
+#: ... and no model within this many points of the ceiling (100% for an accuracy)
+HEADROOM = 5.0
 #: resamples of the bootstrap methods; the generator is seeded, so a verdict is a function of the data
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
@@ -202,6 +212,80 @@ def compare_paired(a: Samples, b: Samples, *, claim: Claim = "greater", paper_ga
         margin=None if margin is None else float(margin), smaller_than_paper=smaller, reversed=rev,
         seeds_needed=needed, sentence="")
     return _with_sentence(result, unit, digits)
+
+
+@dataclass(frozen=True)
+class TaskCheck:
+    """Whether a task can tell its models apart, by the book's rule (see :func:`check_task`).
+
+    ``means`` are the models' mean scores in points (percent). ``near_ceiling`` names the models within
+    ``headroom`` points of ``ceiling``; ``learns`` is ``best_mean >= chance + learns_by``; ``decides``
+    is both rules together: a paired comparison on this task can come out either way.
+    """
+
+    means: dict[str, float]
+    chance: float
+    ceiling: float
+    learns_by: float
+    headroom: float
+    best: str
+    best_mean: float
+    near_ceiling: tuple[str, ...]
+    learns: bool
+    sentence: str
+
+    @property
+    def decides(self) -> bool:
+        """The task separates models: the best learns and none is near the ceiling."""
+        return self.learns and not self.near_ceiling
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def check_task(means: Mapping[str, float], *, chance: float, ceiling: float = 100.0,
+               learns_by: float = LEARNS_BY, headroom: float = HEADROOM) -> TaskCheck:
+    """Check the book's rule for a trained comparison: the best model scores at least ``learns_by``
+    points above ``chance``, and no model is within ``headroom`` points of ``ceiling``.
+
+    Why: at the ceiling every model scores the same, and near chance none has learned anything to
+    compare, so a comparison on such a task cannot come out against the paper, whatever its interval.
+    ``means`` maps each model (or setting) to its mean score over seeds, in points (0-100 for an
+    accuracy). The result's ``decides`` is the verdict; its ``sentence`` says why, for the page.
+
+    Raises ``ValueError`` for no models, a non-finite mean, ``chance >= ceiling`` or a negative
+    ``learns_by`` or ``headroom``.
+    """
+    scores = {str(k): float(v) for k, v in means.items()}
+    if not scores:
+        raise ValueError("check_task needs the mean score of at least one model")
+    bad = [k for k, v in scores.items() if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"non-finite mean scores for {bad}")
+    if not (math.isfinite(chance) and math.isfinite(ceiling) and chance < ceiling):
+        raise ValueError(f"chance must be below ceiling, got chance={chance!r}, ceiling={ceiling!r}")
+    for name, value in (("learns_by", learns_by), ("headroom", headroom)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    best = max(scores, key=scores.__getitem__)
+    top = scores[best]
+    near = tuple(k for k, v in scores.items() if v > ceiling - headroom)
+    learns = top >= chance + learns_by
+    rule = (f"the book's rule for a task that can decide a comparison: the best at least {learns_by:g} points "
+            f"above chance, none within {headroom:g} points of {ceiling:g}%")
+    if near:
+        which = ", ".join(f"{k} ({scores[k]:.1f}%)" for k in near)
+        text = (f"Saturated: {which} {'is' if len(near) == 1 else 'are'} within {headroom:g} points of "
+                f"{ceiling:g}%, so this task cannot tell the models apart ({rule}).")
+    elif not learns:
+        text = (f"Not learned: the best, {best}, averages {top:.1f}% against {chance:g}% by chance, less than "
+                f"{learns_by:g} points above it, so this task cannot tell the models apart ({rule}).")
+    else:
+        text = (f"The task can decide the comparison: the best, {best}, averages {top:.1f}% ({chance:g}% by "
+                f"chance) and none is within {headroom:g} points of {ceiling:g}% ({rule}).")
+    return TaskCheck(means=scores, chance=float(chance), ceiling=float(ceiling), learns_by=float(learns_by),
+                     headroom=float(headroom), best=best, best_mean=top, near_ceiling=near, learns=learns,
+                     sentence=text)
 
 
 def _check_confidence(confidence: float) -> None:

@@ -1,0 +1,64 @@
+"""The book's rule for a task that can decide a comparison: each outcome, its boundaries, bad inputs."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rnnpool_lite.stats import HEADROOM, LEARNS_BY, check_task
+
+
+def test_a_task_between_chance_and_the_ceiling_decides() -> None:
+    c = check_task({"RNNPool": 79.6, "strided conv": 83.1, "max pooling": 10.3}, chance=10)
+    assert c.decides and c.learns and c.near_ceiling == ()
+    assert (c.best, c.best_mean) == ("strided conv", 83.1)
+    assert c.sentence.startswith("The task can decide") and "83.1%" in c.sentence
+
+
+def test_one_model_near_the_ceiling_saturates_the_task() -> None:
+    c = check_task({"RNNPool": 95.7, "strided conv": 94.0, "avg": 40.0}, chance=10)
+    assert not c.decides and c.learns
+    assert c.near_ceiling == ("RNNPool",)
+    assert c.sentence.startswith("Saturated: RNNPool (95.7%) is within 5 points of 100%")
+
+
+def test_models_near_chance_have_not_learned() -> None:
+    c = check_task(pd.Series({"base": 52.2, "rnnpool": 49.0}), chance=50)
+    assert not c.decides and not c.learns and c.near_ceiling == ()
+    assert c.sentence.startswith("Not learned: the best, base, averages 52.2% against 50% by chance")
+
+
+def test_the_boundaries_follow_the_rule_exactly() -> None:
+    # the best exactly learns_by above chance learns; exactly headroom below the ceiling is not near it
+    assert check_task({"a": 50 + LEARNS_BY}, chance=50).decides
+    assert not check_task({"a": 50 + LEARNS_BY - 1e-9}, chance=50).learns
+    assert check_task({"a": 100 - HEADROOM, "b": 30}, chance=10).decides
+    assert check_task({"a": 100 - HEADROOM + 1e-9}, chance=10).near_ceiling == ("a",)
+    # another ceiling and other thresholds (an AP in points, say)
+    c = check_task({"a": 0.9 * 100}, chance=0, ceiling=90 + 2, headroom=1, learns_by=40)
+    assert c.decides
+
+
+@pytest.mark.parametrize(("means", "kwargs", "match"), [
+    ({}, {"chance": 10}, "at least one model"),
+    ({"a": math.nan}, {"chance": 10}, "non-finite"),
+    ({"a": 50.0}, {"chance": 100}, "chance must be below ceiling"),
+    ({"a": 50.0}, {"chance": 10, "learns_by": -1}, "learns_by"),
+    ({"a": 50.0}, {"chance": 10, "headroom": math.inf}, "headroom"),
+])
+def test_bad_inputs_are_refused_with_the_reason(means, kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        check_task(means, **kwargs)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), st.floats(0, 100), min_size=1, max_size=8),
+       st.floats(0, 60))
+def test_decides_is_exactly_the_two_rules(means: dict[str, float], chance: float) -> None:
+    c = check_task(means, chance=chance)
+    best = max(means.values())
+    assert c.best_mean == best and means[c.best] == best
+    assert c.decides == (best >= chance + LEARNS_BY and all(v <= 100 - HEADROOM for v in means.values()))
+    assert set(c.near_ceiling) == {k for k, v in means.items() if v > 100 - HEADROOM}
