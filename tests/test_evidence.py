@@ -25,7 +25,8 @@ def _folder(tmp_path: Path, statuses: list[str] | None, invocations: list[dict] 
     """An evidence folder: grid.yaml over 4 runs, and results.csv / provenance.json when given."""
     (tmp_path / "grid.yaml").write_text("model: [base, rnnpool]\nseed: [0, 1]\n")
     if statuses is not None:
-        rows = [{"model": m, "seed": s, "accuracy": 0.5, "status": status, "cpu_s": 1800.0}
+        rows = [{"model": m, "seed": s, "accuracy": 0.5, "status": status, "cpu_s": 1800.0,
+                 "error": "FloatingPointError: loss became nan at step 353" if status == "failed" else None}
                 for (m, s), status in zip([("base", 0), ("base", 1), ("rnnpool", 0), ("rnnpool", 1)], statuses)]
         pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     if invocations is not None:
@@ -45,7 +46,8 @@ def test_partial_evidence_is_not_complete_and_says_so(tmp_path: Path) -> None:
                                      [_invocation("a" * 40, 3, 3600.0, "AVX512")]))
     assert evidence is not None
     assert not evidence.complete and len(evidence.runs) == 2 and evidence.failed == 1 and evidence.planned == 4
-    assert "2 of 4 runs finished" in evidence.describe()
+    assert ("2 of 4 runs finished; 1 failed, which a resumed sweep retries (the first: FloatingPointError: "
+            "loss became nan at step 353; each run's log is in the folder's runs/)") in evidence.describe()
 
 
 def test_describe_names_command_commit_environment_and_cost(tmp_path: Path) -> None:

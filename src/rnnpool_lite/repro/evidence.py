@@ -34,6 +34,7 @@ class Evidence:
                               # counting "pending" ones, which have not finished (yet)
     planned: int              # combinations in the grid
     provenance: dict[str, Any]
+    errors: tuple[str, ...] = ()  # the failed runs' errors, in grid order
 
     @property
     def invocations(self) -> list[dict[str, Any]]:
@@ -67,6 +68,10 @@ class Evidence:
         env = last.get("environment", {})
         commits = ", ".join(c[:10] for c in self.commits) or "unknown"
         state = "complete" if self.complete else f"{len(self.runs)} of {self.planned} runs finished"
+        if self.failed:  # a run that fails again on resuming is a finding, not a hiccup: name it
+            first = self.errors[0] if self.errors else "no error recorded"
+            state += (f"; {self.failed} failed, which a resumed sweep retries (the first: {first}; "
+                      "each run's log is in the folder's runs/)")
         return (f"Evidence run ({state}): `{last.get('command', '?')}` at commit {commits}, "
                 f"torch {env.get('torch', '?')}, CPU capability {env.get('cpu_capability', '?')}, "
                 f"on {last.get('device', '?')}; "
@@ -99,7 +104,9 @@ def load_evidence(folder: str | Path) -> Evidence | None:
         return None
     provenance_path = folder / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
-    return Evidence(folder, grid, ok, int((table["status"] == "failed").sum()), len(combinations(grid)), provenance)
+    failed = table[table["status"] == "failed"]
+    errors = tuple(str(e) for e in failed["error"].fillna("")) if "error" in failed else ()
+    return Evidence(folder, grid, ok, len(failed), len(combinations(grid)), provenance, errors)
 
 
 def sweep_command(run_notebook: str | Path, folder: str | Path, jobs: int = 2) -> str:
