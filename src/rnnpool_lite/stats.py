@@ -219,8 +219,7 @@ class TaskCheck:
     """Whether a task can tell its models apart, by the book's rule (see :func:`check_task`).
 
     ``means`` are the models' mean scores in points (percent). ``near_ceiling`` names the models within
-    ``headroom`` points of ``ceiling``; ``learns`` is ``best_mean >= chance + learns_by``; ``decides``
-    is both rules together: a paired comparison on this task can come out either way.
+    ``headroom`` points of ``ceiling``.
     """
 
     means: dict[str, float]
@@ -231,13 +230,34 @@ class TaskCheck:
     best: str
     best_mean: float
     near_ceiling: tuple[str, ...]
-    learns: bool
-    sentence: str
+
+    @property
+    def learns(self) -> bool:
+        """The best model is at least ``learns_by`` points above chance."""
+        return self.best_mean >= self.chance + self.learns_by
 
     @property
     def decides(self) -> bool:
-        """The task separates models: the best learns and none is near the ceiling."""
+        """Both rules hold: a paired comparison on this task can come out either way."""
         return self.learns and not self.near_ceiling
+
+    @property
+    def sentence(self) -> str:
+        """Why the task decides or not, for the page."""
+        rule = (f"the book's rule for a task that can decide a comparison: the best at least {self.learns_by:g} "
+                f"points above chance, none within {self.headroom:g} points of {self.ceiling:g}%")
+        if self.near_ceiling:
+            which = ", ".join(f"{k} ({self.means[k]:.1f}%)" for k in self.near_ceiling)
+            verb = "is" if len(self.near_ceiling) == 1 else "are"
+            return (f"Saturated: {which} {verb} within {self.headroom:g} points of {self.ceiling:g}%, so this "
+                    f"task cannot tell the models apart ({rule}).")
+        if not self.learns:
+            return (f"Not learned: the best, {self.best}, averages {self.best_mean:.1f}% against "
+                    f"{self.chance:g}% by chance, less than {self.learns_by:g} points above it, so this task "
+                    f"cannot tell the models apart ({rule}).")
+        return (f"The task can decide the comparison: the best, {self.best}, averages {self.best_mean:.1f}% "
+                f"({self.chance:g}% by chance) and none is within {self.headroom:g} points of "
+                f"{self.ceiling:g}% ({rule}).")
 
     def __str__(self) -> str:
         return self.sentence
@@ -268,24 +288,9 @@ def check_task(means: Mapping[str, float], *, chance: float, ceiling: float = 10
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     best = max(scores, key=scores.__getitem__)
-    top = scores[best]
-    near = tuple(k for k, v in scores.items() if v > ceiling - headroom)
-    learns = top >= chance + learns_by
-    rule = (f"the book's rule for a task that can decide a comparison: the best at least {learns_by:g} points "
-            f"above chance, none within {headroom:g} points of {ceiling:g}%")
-    if near:
-        which = ", ".join(f"{k} ({scores[k]:.1f}%)" for k in near)
-        text = (f"Saturated: {which} {'is' if len(near) == 1 else 'are'} within {headroom:g} points of "
-                f"{ceiling:g}%, so this task cannot tell the models apart ({rule}).")
-    elif not learns:
-        text = (f"Not learned: the best, {best}, averages {top:.1f}% against {chance:g}% by chance, less than "
-                f"{learns_by:g} points above it, so this task cannot tell the models apart ({rule}).")
-    else:
-        text = (f"The task can decide the comparison: the best, {best}, averages {top:.1f}% ({chance:g}% by "
-                f"chance) and none is within {headroom:g} points of {ceiling:g}% ({rule}).")
     return TaskCheck(means=scores, chance=float(chance), ceiling=float(ceiling), learns_by=float(learns_by),
-                     headroom=float(headroom), best=best, best_mean=top, near_ceiling=near, learns=learns,
-                     sentence=text)
+                     headroom=float(headroom), best=best, best_mean=scores[best],
+                     near_ceiling=tuple(k for k, v in scores.items() if v > ceiling - headroom))
 
 
 def _check_confidence(confidence: float) -> None:

@@ -30,11 +30,15 @@ class Evidence:
     folder: Path
     grid: Any                 # the committed grid (what the runs were asked to cover)
     runs: pd.DataFrame        # results.csv, the runs whose status is "ok"
-    failed: int               # runs that failed (they are retried when the sweep resumes); not
-                              # counting "pending" ones, which have not finished (yet)
+    errors: tuple[str, ...]   # one per failed run, in grid order ("" where none was recorded); failed
+                              # runs are retried when the sweep resumes, "pending" ones have not run yet
     planned: int              # combinations in the grid
     provenance: dict[str, Any]
-    errors: tuple[str, ...] = ()  # the failed runs' errors, in grid order
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed."""
+        return len(self.errors)
 
     @property
     def invocations(self) -> list[dict[str, Any]]:
@@ -69,7 +73,7 @@ class Evidence:
         commits = ", ".join(c[:10] for c in self.commits) or "unknown"
         state = "complete" if self.complete else f"{len(self.runs)} of {self.planned} runs finished"
         if self.failed:  # a run that fails again on resuming is a finding, not a hiccup: name it
-            first = self.errors[0] if self.errors else "no error recorded"
+            first = self.errors[0] or "no error recorded"
             state += (f"; {self.failed} failed, which a resumed sweep retries (the first: {first}; "
                       "each run's log is in the folder's runs/)")
         return (f"Evidence run ({state}): `{last.get('command', '?')}` at commit {commits}, "
@@ -105,8 +109,8 @@ def load_evidence(folder: str | Path) -> Evidence | None:
     provenance_path = folder / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
     failed = table[table["status"] == "failed"]
-    errors = tuple(str(e) for e in failed["error"].fillna("")) if "error" in failed else ()
-    return Evidence(folder, grid, ok, len(failed), len(combinations(grid)), provenance, errors)
+    errors = tuple(str(e) for e in failed["error"].fillna("")) if "error" in failed else ("",) * len(failed)
+    return Evidence(folder, grid, ok, errors, len(combinations(grid)), provenance)
 
 
 def sweep_command(run_notebook: str | Path, folder: str | Path, jobs: int = 2) -> str:
