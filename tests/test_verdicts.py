@@ -75,3 +75,20 @@ def test_appendix_c2_strided_conv_record_is_not_taken_for_table_2() -> None:
     assert strided.iloc[0]["verdict"] == NOT_RUN
     c2 = next(i for i, e in enumerate(EXPECTED_CLAIMS) if "C.2" in e.claim)
     assert row == c2
+
+
+def test_a_chapters_evidence_row_replaces_its_quick_row_of_the_same_claim() -> None:
+    run = ChapterResults("03_training_probes", seeds=[0, 1, 2, 3])
+    for tier in ("quick", "evidence"):
+        comparison = compare_paired([1.0, 2, 3, 4], [0.0, 1, 2, 4], claim="greater", paper_gap=1.0)
+        run.add_verdict(f"Appendix C.2, strided conv ({tier})", comparison, experiment=tier, paper="+17",
+                        tier=tier)
+    other = ChapterResults("11_other", seeds=[0, 1, 2, 3])
+    other.add_verdict("Appendix C.2 elsewhere", compare_paired([1.0, 2, 3, 4], [0.0, 1, 2, 4],
+                      claim="greater", paper_gap=1.0), experiment="quick", paper="+17")
+    table = verdict_table({"03_training_probes": run, "11_other": other})
+    c2 = table[table["claim"].str.contains("C.2")]
+    # chapter 3's quick row goes; another chapter's quick row of the same claim stays
+    assert c2[["chapter", "tier"]].values.tolist() == [["03_training_probes", "evidence"], ["11_other", "quick"]]
+    # a chapter with only a quick row keeps it
+    assert verdict_table({"11_other": other})["tier"].tolist().count("quick") == 1

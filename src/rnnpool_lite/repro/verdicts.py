@@ -17,7 +17,7 @@ import pandas as pd
 from rnnpool_lite.repro.results import ChapterResults
 
 NOT_RUN = "not run in this build"
-COLUMNS = ["claim", "experiment", "paper", "ours", "verdict", "chapter", "link"]
+COLUMNS = ["claim", "experiment", "paper", "ours", "verdict", "chapter", "link", "tier"]
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,19 @@ def _expected_index(claim: str, expected: Sequence[ExpectedClaim]) -> int | None
     return None
 
 
+def _evidence_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An expected claim's rows without the quick-tier ones of a chapter that also recorded the
+    claim from its evidence run: the verdict rests on the evidence, and the quick run (a pipeline
+    check at toy scale) stays on the chapter's page and in the summary's per-chapter rows."""
+    with_evidence = {row["chapter"] for row in rows if row["tier"] == "evidence"}
+    return [row for row in rows if row["tier"] == "evidence" or row["chapter"] not in with_evidence]
+
+
 def verdict_table(runs: Mapping[str, ChapterResults],
                   expected: Sequence[ExpectedClaim] = EXPECTED_CLAIMS) -> pd.DataFrame:
     """One row per verdict record of ``runs`` (this build's results, by chapter), plus a
-    "not run in this build" row for each expected claim that no record answers.
+    "not run in this build" row for each expected claim that no record answers. Where a chapter
+    recorded an expected claim from both tiers, only its evidence-tier rows are kept.
 
     Rows follow ``expected``; records that match no expected claim come last, by chapter.
     """
@@ -116,13 +125,14 @@ def verdict_table(runs: Mapping[str, ChapterResults],
         for record in runs[chapter].verdicts:
             row = {"claim": record["claim"], "experiment": record["experiment"],
                    "paper": record["paper"], "ours": _ours(record), "verdict": _verdict(record),
-                   "chapter": chapter, "link": _link(chapter, record.get("section") or "")}
+                   "chapter": chapter, "link": _link(chapter, record.get("section") or ""),
+                   "tier": record["tier"]}
             placed.setdefault(_expected_index(record["claim"], expected), []).append(row)
     rows: list[dict[str, Any]] = []
     for i, item in enumerate(expected):
-        rows.extend(placed.get(i) or [{
+        rows.extend(_evidence_first(placed.get(i, [])) or [{
             "claim": item.claim, "experiment": "", "paper": "", "ours": "", "verdict": NOT_RUN,
-            "chapter": item.chapter, "link": _link(item.chapter, "")}])
+            "chapter": item.chapter, "link": _link(item.chapter, ""), "tier": ""}])
     rows.extend(placed.get(None, []))
     return pd.DataFrame(rows, columns=COLUMNS)
 
