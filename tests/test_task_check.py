@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnnpool_lite.stats import HEADROOM, LEARNS_BY, check_task
+from rnnpool_lite.stats import HEADROOM, LEARNS_BY, check_task, compare_paired
 
 
 def test_a_task_between_chance_and_the_ceiling_decides() -> None:
@@ -62,3 +62,22 @@ def test_decides_is_exactly_the_two_rules(means: dict[str, float], chance: float
     assert c.best_mean == best and means[c.best] == best
     assert c.decides == (best >= chance + LEARNS_BY and all(v <= 100 - HEADROOM for v in means.values()))
     assert set(c.near_ceiling) == {k for k, v in means.items() if v > 100 - HEADROOM}
+
+
+def test_a_task_that_cannot_decide_records_its_comparisons_as_inconclusive() -> None:
+    reversed_ = compare_paired([50.0, 51, 50, 52], [60.0, 61, 62, 61], claim="greater", paper_gap=2.0)
+    equivalent = compare_paired([50.0, 50.2, 50.1], [50.1, 50.0, 50.2], claim="equivalent", margin=1.0)
+    assert reversed_.verdict == "contradicted" and reversed_.reversed
+    assert equivalent.verdict == "reproduced"
+    flat = check_task({"a": 52.0, "b": 61.0}, chance=50)  # best 11 points above chance
+    for original in (reversed_, equivalent):
+        kept = flat.qualify(original)
+        assert kept.verdict == "inconclusive" and kept.seeds_needed is None
+        assert kept.sentence.startswith("No verdict on this task. Not learned:")
+        assert kept.sentence.endswith(original.sentence)
+        assert kept.differences == original.differences and kept.ci_low == original.ci_low
+    assert flat.qualify(reversed_).reversed is False and flat.qualify(equivalent).reversed is None
+    saturated = check_task({"a": 97.0, "b": 80.0}, chance=50)
+    assert saturated.qualify(reversed_).sentence.startswith("No verdict on this task. Saturated:")
+    good = check_task({"a": 75.0, "b": 70.0}, chance=50)
+    assert good.qualify(reversed_) is reversed_

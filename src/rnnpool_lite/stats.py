@@ -259,6 +259,19 @@ class TaskCheck:
                 f"({self.chance:g}% by chance) and none is within {self.headroom:g} points of "
                 f"{self.ceiling:g}% ({rule}).")
 
+    def qualify(self, comparison: PairedComparison) -> PairedComparison:
+        """``comparison`` as the book records it on this task: unchanged where the task decides;
+        otherwise inconclusive, neither reversed nor a seed count that would settle it (more seeds
+        cannot make such a task decide), its sentence led by why. An interval on a task that cannot
+        tell the models apart is no evidence for or against the paper, whatever side of 0 it lies.
+        """
+        if self.decides:
+            return comparison
+        return replace(comparison, verdict="inconclusive",
+                       reversed=None if comparison.reversed is None else False, seeds_needed=None,
+                       sentence=(f"No verdict on this task. {self.sentence} Taken alone, its interval reads: "
+                                 f"{comparison.sentence}"))
+
     def __str__(self) -> str:
         return self.sentence
 
