@@ -6,6 +6,7 @@ from rnnpool_lite.repro.verdicts import (
     EXPECTED_CLAIMS,
     NOT_RUN,
     ExpectedClaim,
+    against_paper,
     chapter_label,
     markdown_table,
     verdict_table,
@@ -92,3 +93,21 @@ def test_a_chapters_evidence_row_replaces_its_quick_row_of_the_same_claim() -> N
     assert c2[["chapter", "tier"]].values.tolist() == [["03_training_probes", "evidence"], ["11_other", "quick"]]
     # a chapter with only a quick row keeps it
     assert verdict_table({"11_other": other})["tier"].tolist().count("quick") == 1
+
+
+def test_against_paper_flags_contradicted_verdicts_with_what_would_change_them() -> None:
+    worse = compare_paired([70.0, 71, 69, 70.5], [75.0, 76, 75.5, 76], claim="equivalent", margin=1.0,
+                           labels=("RNNPool", "base"))
+    agrees = compare_paired([75.0, 76, 75.5, 76], [70.0, 71, 69, 70.5], claim="greater", paper_gap=2.0)
+    reversed_ = compare_paired([70.0, 71, 69, 70.5], [75.0, 76, 75.5, 76], claim="greater", paper_gap=2.0)
+    assert worse.verdict == "contradicted" and not worse.reversed
+    text = against_paper([worse, agrees], paper="Table 2: within a point.", could="the paper's scale.",
+                         tier="evidence")
+    assert text.startswith("```{admonition} This goes against the paper\n:class: warning\n")
+    assert worse.sentence in text and agrees.sentence not in text
+    assert "over 4 paired seeds" in text and text.rstrip().endswith("the paper's scale.\n```")
+    assert "This reverses the paper" in against_paper([reversed_], paper="p", could="c", tier="evidence")
+    quick = against_paper([worse], paper="p", could="c", tier="quick")
+    assert "the evidence run decides it" in quick and "c\n" not in quick
+    assert against_paper([agrees], paper="p", could="c", tier="evidence") == (
+        "No verdict of this run goes against the paper.")

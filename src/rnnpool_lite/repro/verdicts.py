@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from rnnpool_lite.repro.results import ChapterResults
+from rnnpool_lite.stats import PairedComparison
 
 NOT_RUN = "not run in this build"
 COLUMNS = ["claim", "experiment", "paper", "ours", "verdict", "chapter", "link", "tier"]
@@ -135,6 +136,27 @@ def verdict_table(runs: Mapping[str, ChapterResults],
             "chapter": item.chapter, "link": _link(item.chapter, ""), "tier": ""}])
     rows.extend(placed.get(None, []))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def against_paper(comparisons: Sequence[PairedComparison], *, paper: str, could: str, tier: str) -> str:
+    """A MyST warning admonition for a chapter's verdicts that go against the paper, stated as
+    plainly as one that agrees: the paper's finding (``paper``), each contradicted comparison's
+    sentence, and what would change them. At the evidence tier that is ``could`` (the scale, the
+    data), since more seeds cannot move an interval that already excludes the paper's figure; at
+    the quick tier, the evidence run. Where none is contradicted, one sentence says so.
+    """
+    against = [c for c in comparisons if c.verdict == "contradicted"]
+    if not against:
+        return "No verdict of this run goes against the paper."
+    title = "This reverses the paper" if any(c.reversed for c in against) else "This goes against the paper"
+    if tier == "evidence":
+        seeds = "/".join(sorted({str(c.n) for c in against}))
+        change = (f"More seeds would not change it: over {seeds} paired seeds the interval already excludes "
+                  f"what the paper reports. What could: {could}")
+    else:
+        change = "This is the quick run, a check of the pipeline; the evidence run decides it."
+    lines = " ".join(c.sentence for c in against)
+    return f"```{{admonition}} {title}\n:class: warning\n{paper} Here: {lines} {change}\n```"
 
 
 def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
