@@ -150,7 +150,7 @@ def against_paper(comparisons: Sequence[PairedComparison], *, paper: str, could:
         return "No verdict of this run goes against the paper."
     title = "This reverses the paper" if any(c.reversed for c in against) else "This goes against the paper"
     if tier == "evidence":
-        seeds = "/".join(sorted({str(c.n) for c in against}))
+        seeds = "/".join(str(n) for n in sorted({c.n for c in against}))
         change = (f"More seeds would not change it: over {seeds} paired seeds the interval already excludes "
                   f"what the paper reports. What could: {could}")
     else:
