@@ -111,3 +111,4 @@ def test_against_paper_flags_contradicted_verdicts_with_what_would_change_them()
     assert "the evidence run decides it" in quick and "c\n" not in quick
     assert against_paper([agrees], paper="p", could="c", tier="evidence") == (
         "No verdict of this run goes against the paper.")
+    assert against_paper([agrees], paper="p", could="c", tier="quick", none="") == ""

@@ -138,16 +138,18 @@ def verdict_table(runs: Mapping[str, ChapterResults],
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def against_paper(comparisons: Sequence[PairedComparison], *, paper: str, could: str, tier: str) -> str:
+def against_paper(comparisons: Sequence[PairedComparison], *, paper: str, could: str, tier: str,
+                  none: str = "No verdict of this run goes against the paper.") -> str:
     """A MyST warning admonition for a chapter's verdicts that go against the paper, stated as
     plainly as one that agrees: the paper's finding (``paper``), each contradicted comparison's
     sentence, and what would change them. At the evidence tier that is ``could`` (the scale, the
     data), since more seeds cannot move an interval that already excludes the paper's figure; at
-    the quick tier, the evidence run. Where none is contradicted, one sentence says so.
+    the quick tier, the evidence run. Where none is contradicted it returns ``none`` (one
+    sentence that says so; ``""`` where the flag sits under each verdict and silence reads better).
     """
     against = [c for c in comparisons if c.verdict == "contradicted"]
     if not against:
-        return "No verdict of this run goes against the paper."
+        return none
     title = "This reverses the paper" if any(c.reversed for c in against) else "This goes against the paper"
     if tier == "evidence":
         seeds = "/".join(str(n) for n in sorted({c.n for c in against}))
