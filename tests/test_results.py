@@ -136,6 +136,10 @@ def test_verdicts_round_trip_with_the_comparison_that_decided_them(tmp_path) -> 
                     paper="+1.0 points (Table 2)", section="sec-vww", resolve="")
     with pytest.raises(ValueError, match="added twice"):
         run.add_verdict("RNNPool beats base", comparison, experiment="x", paper="y")
+    against = compare_paired([70.0, 71.0, 69.5, 70.5], [80.0, 82.0, 79.0, 81.0], claim="greater", paper_gap=1.0)
+    assert against.verdict == "contradicted"
+    with pytest.raises(ValueError, match="is contradicted: pass resolve="):
+        run.add_verdict("base beats RNNPool", against, experiment="x", paper="y", resolve=" ")
     loaded = ChapterResults.load(run.save(tmp_path))
     (record,) = loaded.verdicts
     assert record["verdict"] == comparison.verdict == "reproduced"

@@ -19,7 +19,8 @@ def _run(chapter: str, *claims: tuple[str, list[float], list[float]]) -> Chapter
     for text, a, b in claims:
         comparison = compare_paired(a, b, claim="greater", paper_gap=1.0, labels=("RNNPool", "other"))
         run.add_verdict(text, comparison, experiment="4 seeds", paper="+1 point",
-                        section="sec-x" if "avg" in text else "", resolve="")
+                        section="sec-x" if "avg" in text else "",
+                        resolve="" if comparison.verdict == "reproduced" else "the paper's scale")
     return run
 
 
@@ -35,7 +36,7 @@ def test_every_expected_claim_has_a_row_and_records_fill_theirs() -> None:
     assert avg["verdict"] == "reproduced" and avg["link"] == "{ref}`chapter 5 <sec-x>`"
     assert avg["ours"].startswith("+9.75 (95% CI") and "n=4, quick tier" in avg["ours"]
     renet = table[table["claim"] == "RNNPool vs ReNet (Table 2)"].iloc[0]
-    assert renet["verdict"] == "contradicted (sign reversed)"
+    assert renet["verdict"] == "contradicted (sign reversed); the paper's scale"
     assert table.index[table["claim"] == "RNNPool vs ReNet (Table 2)"][0] == 3  # the ReNet row's place
     assert table.iloc[-1]["claim"] == "something else" and table.iloc[-1]["chapter"] == "11_new_chapter"
     missing = table[table["verdict"] == NOT_RUN]
@@ -83,10 +84,10 @@ def test_a_chapters_evidence_row_replaces_its_quick_row_of_the_same_claim() -> N
     for tier in ("quick", "evidence"):
         comparison = compare_paired([1.0, 2, 3, 4], [0.0, 1, 2, 4], claim="greater", paper_gap=1.0)
         run.add_verdict(f"Appendix C.2, strided conv ({tier})", comparison, experiment=tier, paper="+17",
-                        tier=tier)
+                        tier=tier, resolve="more seeds")
     other = ChapterResults("11_other", seeds=[0, 1, 2, 3])
     other.add_verdict("Appendix C.2 elsewhere", compare_paired([1.0, 2, 3, 4], [0.0, 1, 2, 4],
-                      claim="greater", paper_gap=1.0), experiment="quick", paper="+17")
+                      claim="greater", paper_gap=1.0), experiment="quick", paper="+17", resolve="more seeds")
     table = verdict_table({"03_training_probes": run, "11_other": other})
     c2 = table[table["claim"].str.contains("C.2")]
     # chapter 3's quick row goes; another chapter's quick row of the same claim stays

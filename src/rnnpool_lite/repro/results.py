@@ -245,9 +245,17 @@ class ChapterResults:
         decided it (``"quick"``: this build's default run, ``"evidence"``: the committed evidence
         run); ``resolve`` says what would settle a verdict that is not "reproduced" (more seeds, more
         data, the paper's scale). The summary page's verdict table is built from these records.
+
+        Raises ``ValueError`` for a claim added twice, and for an inconclusive or contradicted verdict
+        without ``resolve``: a verdict against the paper is stated with what would change it, and an
+        undecided one with what would decide it (for a contradicted one that is the scale or the
+        data, not more seeds: its interval already excludes the paper's figure).
         """
         if any(v["claim"] == claim for v in self.verdicts):
             raise ValueError(f"{self.chapter}: verdict for {claim!r} added twice")
+        if comparison.verdict != "reproduced" and not resolve.strip():
+            raise ValueError(f"{self.chapter}: verdict for {claim!r} is {comparison.verdict}: pass resolve=, "
+                             "what would change it (the scale, the data) or decide it (more seeds)")
         self.verdicts.append({
             "claim": claim, "experiment": experiment, "paper": paper, "section": section, "tier": tier,
             "resolve": resolve, "verdict": comparison.verdict, "kind": comparison.claim,
