@@ -89,12 +89,9 @@ def _verdict(record: Mapping[str, Any]) -> str:
     text = str(record["verdict"])
     if record.get("reversed"):
         text += " (sign reversed)"
-    if record["verdict"] != "reproduced":
-        settle = record.get("resolve") or ""
-        if not settle and record["verdict"] == "inconclusive" and record.get("seeds_needed"):
-            settle = f"about {record['seeds_needed']} seeds would decide it"
-        if settle:
-            text += f"; {settle}"
+    # add_verdict requires resolve for every verdict that is not reproduced
+    if record["verdict"] != "reproduced" and record.get("resolve"):
+        text += f"; {record['resolve']}"
     return text
 
 
