@@ -59,18 +59,23 @@ def test_vww_chapter_runs_on_real_layout(tmp_path: Path) -> None:
 #: chapter 5's own quick run at toy sizes (seconds of training), beside a toy evidence folder
 TOY_VWW = dict(image_size=32, train_images=16, val_images=16, epochs=1, batch_size=8, seeds=[0],
                downsamplers=[])
-#: a complete toy evidence grid: one run per seed and model, as the committed grid has it
-TOY_EVIDENCE_GRID = """\
-seeds: [[0], [1]]
-model: [base, rnnpool, avg]
-dataset: [fashion]
-image_size: [32]
-train_images: [16]
-val_images: [32]
-epochs: [1]
-batch_size: [8]
-crop_scale: [[0.8, 1.0]]
+#: a complete toy evidence grid: one run per seed and model, and, as the committed grid has it, a
+#: second item that gives two of the models one more seed
+TOY_SCALE = """\
+  dataset: [fashion]
+  image_size: [32]
+  train_images: [16]
+  val_images: [32]
+  epochs: [1]
+  batch_size: [8]
+  crop_scale: [[0.8, 1.0]]
 """
+TOY_EVIDENCE_GRID = f"""\
+- seeds: [[0], [1]]
+  model: [base, rnnpool, avg]
+{TOY_SCALE}- seeds: [[2]]
+  model: [rnnpool, avg]
+{TOY_SCALE}"""
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +98,15 @@ def test_vww_chapter_shows_complete_evidence_and_records_its_tier(tmp_path: Path
                             TOY_VWW, evidence_dir=str(toy_evidence), check_claims=False,
                             results_dir=str(tmp_path / "results")))
     text = _text_outputs(out)
-    assert "tier: evidence (32-pixel images, 16 training and 32 validation images" in text
+    assert ("tier: evidence (32-pixel images, 16 training and 32 validation images, 1 epoch, 3 models x 2 "
+            "seeds; MobileNetV2-0.35x-RNNPool and Average Pooling: 3 seeds)") in text
     assert "**Shown: the evidence run.** Evidence run (complete)" in text
     saved = ChapterResults.load(tmp_path / "results" / "05_visual_wake_words.json")
-    assert saved.parameters["tier"] == "evidence" and saved.seeds == [0, 1]
-    assert [v["claim"] for v in saved.verdicts] == ["RNNPool model vs base, equivalence (Tables 1-2)",
-                                                     "RNNPool vs average pool (Table 2)"]
-    assert all(v["tier"] == "evidence" and v["n"] == 2 for v in saved.verdicts)
+    assert saved.parameters["tier"] == "evidence" and saved.seeds == [0, 1, 2]
+    # each comparison is paired on the seeds both models ran
+    assert [(v["claim"], v["n"]) for v in saved.verdicts] == [
+        ("RNNPool model vs base, equivalence (Tables 1-2)", 2), ("RNNPool vs average pool (Table 2)", 3)]
+    assert all(v["tier"] == "evidence" for v in saved.verdicts)
 
 
 def test_vww_chapter_asserts_the_task_rule_on_the_evidence(tmp_path: Path, toy_evidence: Path) -> None:

@@ -1,6 +1,8 @@
 """The summary page's verdict table, built from constructed verdict records."""
 from __future__ import annotations
 
+import pytest
+
 from rnnpool_lite.repro.results import ChapterResults
 from rnnpool_lite.repro.verdicts import (
     EXPECTED_CLAIMS,
@@ -10,6 +12,7 @@ from rnnpool_lite.repro.verdicts import (
     chapter_label,
     markdown_table,
     verdict_table,
+    what_would_change,
 )
 from rnnpool_lite.stats import compare_paired
 
@@ -113,3 +116,24 @@ def test_against_paper_flags_contradicted_verdicts_with_what_would_change_them()
     assert against_paper([agrees], paper="p", could="c", tier="evidence") == (
         "No verdict of this run goes against the paper.")
     assert against_paper([agrees], paper="p", could="c", tier="quick", none="") == ""
+
+
+def test_what_would_change_names_seeds_scale_or_the_evidence_run() -> None:
+    agrees = compare_paired([75.0, 76, 75.5, 76], [70.0, 71, 69, 70.5], claim="greater", paper_gap=2.0)
+    against = compare_paired([70.0, 71, 69, 70.5], [75.0, 76, 75.5, 76], claim="greater", paper_gap=2.0)
+    undecided = compare_paired([70.0, 74, 69, 72.5], [70.5, 71, 71.5, 70], claim="greater", paper_gap=2.0)
+    assert (agrees.verdict, against.verdict, undecided.verdict) == ("reproduced", "contradicted", "inconclusive")
+    could = "ImageNet at 224 px"
+    for tier in ("quick", "evidence"):
+        assert what_would_change(agrees, tier=tier, could=could) == ""
+        assert what_would_change(undecided, tier=tier, could=could) == (
+            f"about {undecided.seeds_needed} seeds at this spread")
+    assert what_would_change(against, tier="quick", could=could, evidence="run the sweep") == "run the sweep"
+    assert what_would_change(against, tier="evidence", could=could) == (
+        "ImageNet at 224 px; not more seeds: the interval already excludes the paper's figure")
+    # a task that cannot decide decides nothing, whatever the interval
+    assert what_would_change(against, tier="quick", could=could, decides=False) == "the evidence run decides it"
+    assert what_would_change(undecided, tier="evidence", could=could, decides=False).startswith(
+        "a task the models learn")
+    with pytest.raises(ValueError, match="tier must be"):
+        what_would_change(against, tier="full", could=could)

@@ -158,6 +158,33 @@ def against_paper(comparisons: Sequence[PairedComparison], *, paper: str, could:
     return f"```{{admonition}} {title}\n:class: warning\n{paper} Here: {lines} {change}\n```"
 
 
+def what_would_change(comparison: PairedComparison, *, tier: str, could: str, decides: bool = True,
+                      evidence: str = "the evidence run decides it") -> str:
+    """What would decide a verdict that is not reproduced, or change one against the paper: the
+    ``resolve`` text of :meth:`ChapterResults.add_verdict`, which the summary's table shows.
+
+    - reproduced: ``""``, nothing to settle;
+    - a run whose task cannot decide (``decides=False``, :meth:`TaskCheck.qualify` made its
+      verdicts inconclusive): at the quick tier ``evidence``, at the evidence tier a task the
+      models learn;
+    - inconclusive: about ``seeds_needed`` seeds at the measured spread;
+    - contradicted: at the quick tier ``evidence`` (a pipeline check decides nothing); at the
+      evidence tier ``could`` (the paper's scale, data or task), and not more seeds: the interval
+      already excludes the paper's figure, and more seeds only narrow it.
+    """
+    if tier not in ("quick", "evidence"):
+        raise ValueError(f"tier must be 'quick' or 'evidence', got {tier!r}")
+    if comparison.verdict == "reproduced":
+        return ""
+    if not decides:
+        return evidence if tier == "quick" else "a task the models learn, far from chance and from 100%"
+    if comparison.verdict == "inconclusive":
+        return f"about {comparison.seeds_needed or 'more'} seeds at this spread"
+    if tier == "quick":
+        return evidence
+    return f"{could}; not more seeds: the interval already excludes the paper's figure"
+
+
 def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     """``frame`` as a Markdown pipe table (cells' ``|`` escaped, line breaks made spaces)."""
     columns = list(columns or frame.columns)
