@@ -14,6 +14,9 @@ Contenders, all on the layer's own weights and inputs:
 * ``plain``: the same per-patch work without EdgeML's copies: one batch-first sweep per
   direction, ``W x_t`` inside every step.
 * ``avgpool``: ``nn.AvgPool2d`` with the same window, the floor.
+* ``compiled``: the layer on its opt-in C++ kernel (``RNNPOOL_LITE_KERNEL=compiled``,
+  :mod:`rnnpool_lite.op.compiled`), built on first use; ``edgeml/compiled`` is its ratio and a second
+  target line checks it.
 
 The contenders alternate within each repeat (so machine noise hits all alike) and the script
 prints medians and the ratios ``edgeml / ours`` and ``plain / ours``. Each setting also checks
@@ -26,6 +29,8 @@ Run: ``python benchmarks/bench_rnnpool.py [--threads 2] [--repeats 11] [--batch 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +42,7 @@ from torch import Tensor, nn
 
 from rnnpool_lite import RNNPool2d
 from rnnpool_lite.op.cells import FastGRNNCell
+from rnnpool_lite.op.compiled import KERNEL_ENV, KernelUnavailable, library
 from rnnpool_lite.train.runtime import keep_freed_memory
 
 CONFIGS = {
@@ -185,6 +191,29 @@ def _forward_backward(fn: Callable[[Tensor], Tensor], x: Tensor, params: list[nn
     return run
 
 
+@contextlib.contextmanager
+def _kernel(choice: str):
+    """``RNNPOOL_LITE_KERNEL`` set to ``choice`` for the duration."""
+    before = os.environ.get(KERNEL_ENV)
+    os.environ[KERNEL_ENV] = choice
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[KERNEL_ENV]
+        else:
+            os.environ[KERNEL_ENV] = before
+
+
+def compiled_layer(layer: RNNPool2d) -> Callable[[Tensor], Tensor]:
+    """The layer on the C++ kernel."""
+    def run(t: Tensor) -> Tensor:
+        with _kernel("compiled"):
+            return layer(t)
+
+    return run
+
+
 def _contenders(layer: RNNPool2d, names: list[str]) -> dict[str, Callable[[Tensor], Tensor]]:
     avg = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
     every: dict[str, Callable[[Tensor], Tensor]] = {
@@ -192,6 +221,7 @@ def _contenders(layer: RNNPool2d, names: list[str]) -> dict[str, Callable[[Tenso
         "edgeml": lambda t: edgeml_rnnpool(layer, t),
         "plain": lambda t: plain_rnnpool(layer, t),
         "avgpool": avg,
+        "compiled": compiled_layer(layer),
     }
     return {name: every[name] for name in ["ours", *names]}
 
@@ -212,16 +242,22 @@ def bench(batches: list[int], configs: list[str], baselines: list[str], repeats:
             fns = _contenders(layer, baselines)
             with torch.no_grad():
                 diff = (layer(x) - edgeml_rnnpool(layer, x)).abs().max().item()
+                if "compiled" in fns:
+                    compiled_diff = (fns["compiled"](x) - edgeml_rnnpool(layer, x)).abs().max().item()
                 fwd = _interleaved_medians({k: _forward(f, x) for k, f in fns.items()}, repeats)
             params = list(layer.parameters())
             fb = _interleaved_medians({k: _forward_backward(f, x, params) for k, f in fns.items()}, repeats)
             for mode, t in (("forward", fwd), ("forward+backward", fb)):
                 row: dict[str, object] = {"config": name, "N": n, "pass": mode}
                 row.update({f"{k}_ms": v for k, v in t.items()})
-                row.update({f"{k}/ours": t[k] / t["ours"] for k in baselines if k != "avgpool"})
+                row.update({f"{k}/ours": t[k] / t["ours"] for k in baselines if k not in ("avgpool", "compiled")})
+                if "compiled" in t and "edgeml" in t:
+                    row["edgeml/compiled"] = t["edgeml"] / t["compiled"]
                 if "avgpool" in t:
                     row["ours/avgpool"] = t["ours"] / t["avgpool"]
                 row["max_abs_diff"] = diff
+                if "compiled" in t:
+                    row["compiled_max_abs_diff"] = compiled_diff
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -246,8 +282,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--batch", type=int, nargs="+", default=[32])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["VWW stem"])
-    parser.add_argument("--baselines", nargs="+", choices=["edgeml", "plain", "avgpool"],
-                        default=["edgeml", "plain", "avgpool"])
+    parser.add_argument("--baselines", nargs="+", choices=["edgeml", "plain", "avgpool", "compiled"],
+                        default=["edgeml", "plain", "avgpool", "compiled"])
     parser.add_argument("--malloc", nargs="+", choices=["default", "kept"], default=["default"],
                         help="glibc's allocator as it is, then with freed memory kept (in this order)")
     parser.add_argument("--channels-last", action="store_true", help="feed channels_last inputs")
@@ -257,6 +293,12 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats} interleaved runs"
           + (", channels_last input" if args.channels_last else ""))
+    if "compiled" in args.baselines:
+        try:
+            library()
+        except KernelUnavailable as err:
+            print(f"compiled kernel unavailable, left out: {err}")
+            args.baselines.remove("compiled")
     for setting in ("default", "kept"):
         if setting not in args.malloc:
             continue
@@ -271,6 +313,11 @@ def main() -> None:
                       for _, r in table.iterrows())
             print("targets (>= 5x the authors' layout forward and forward+backward, outputs within 1e-4):",
                   "met" if met else "NOT met")
+            if "compiled" in args.baselines:
+                met = all(r["edgeml/compiled"] >= TARGETS[r["pass"]] and r["compiled_max_abs_diff"] < 1e-4
+                          for _, r in table.iterrows())
+                print("the same targets for the C++ kernel (RNNPOOL_LITE_KERNEL=compiled):",
+                      "met" if met else "NOT met")
         if args.profile:
             print(f"\nprofile of ours, forward+backward, {args.configs[0]}, N={args.batch[0]}:")
             print(profile_layer(args.configs[0], args.batch[0]))

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the test suite runs for real: the Cortex-M4 toolchain and QEMU board (chapter 8,
-# tests/test_m4_*qemu*), Chromium (tests/test_book_browser.py) and Fashion-MNIST's IDX files in
-# /usr/share/datasets/fashion-mnist (rnnpool_lite.data.fashion_mnist). Installs only what is missing.
+# tests/test_m4_*qemu*), g++ for RNNPool's opt-in C++ kernel (rnnpool_lite.op.compiled,
+# tests/test_compiled_kernel.py), Chromium (tests/test_book_browser.py) and Fashion-MNIST's IDX files
+# in /usr/share/datasets/fashion-mnist (rnnpool_lite.data.fashion_mnist). Installs only what is missing.
 set -euo pipefail
-packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm chromium dataset-fashion-mnist)
+packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm g++ chromium dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

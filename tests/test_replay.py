@@ -12,7 +12,8 @@ import nbformat
 import pytest
 
 import rnnpool_lite
-from rnnpool_lite.repro.replay import FIRST_LOSSES, RTOL, main, replay
+from rnnpool_lite.op.compiled import KERNEL_ENV
+from rnnpool_lite.repro.replay import FIRST_LOSSES, RTOL, ReplayReport, main, replay
 from rnnpool_lite.repro.sweep import load_grid, run_key, sweep
 
 pytestmark = pytest.mark.slow  # two swept runs and three replays, each a kernel: about 90 s on 2 cores
@@ -108,3 +109,23 @@ def test_folder_without_first_losses_or_max_steps_is_refused(evidence: Path, tmp
         replay(folder)
     with pytest.raises(FileNotFoundError, match="not a sweep's folder"):
         replay(tmp_path)
+
+
+def test_evidence_from_before_the_kernel_was_recorded_counts_as_the_torch_path() -> None:
+    def report(then: dict, now: dict) -> ReplayReport:
+        return ReplayReport(Path("f"), "r", {}, [1.0], [1.0], RTOL, "a", "a", then, now)
+
+    base = {"torch": "2.13.0", "cpu_capability": "AVX512"}
+    assert report(base, base | {"rnnpool_kernel": "torch"}).environment_differences == {}
+    assert report(base, base | {"rnnpool_kernel": "compiled"}).environment_differences == {
+        "rnnpool_kernel": ("torch", "compiled")}
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="needs a C++ compiler: Debian's g++ (bash scripts/system_packages.sh)")
+def test_replay_on_the_compiled_kernel_names_it_and_keeps_the_first_step(evidence: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KERNEL_ENV, "compiled")  # the replayed notebook's kernel inherits it
+    report = replay(evidence, steps=3)
+    assert report.environment_differences == {"rnnpool_kernel": ("torch", "compiled")}, report.describe()
+    assert report.first_mismatch != 1, report.describe()  # same data, model and loss: step 1 within 1e-4

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from rnnpool_lite.op.cells import FastGRNNCell, fastgrnn_scan_backward, fastgrnn_scan_forward
+from rnnpool_lite.op.compiled import KernelPool, selected_kernel, supports
 
 #: RNN1 sequences (rows plus columns) per chunk and CPU thread: ``(2 h1, B)`` tensors of about
 #: 2 MB per thread at h1 = 8, which stay in cache. (Measured on 1 thread, VWW stem, N=32: about
@@ -340,10 +341,15 @@ def fused_pool(layer_cells: tuple[FastGRNNCell, FastGRNNCell], x: Tensor, geo: P
 
     Returns ``(N, 4 h2, ho, wo)`` in ``memory_format``. Gradients reach ``x`` and the cells'
     parameters through autograd (the doubled weights and zeta / nu are formed outside the
-    Function).
+    Function). With ``RNNPOOL_LITE_KERNEL=compiled``, float32 CPU inputs of sizes the C++ kernel
+    covers run on it (:mod:`rnnpool_lite.op.compiled`); everything else on the torch path here.
     """
     params: list[Tensor] = []
     for cell in layer_cells:
         w, b = cell.input_weights()
         params += [w, b, cell.recurrent_weights(), cell.zeta, cell.nu]
+    hidden = (layer_cells[0].hidden_size, layer_cells[1].hidden_size)
+    if (selected_kernel() == "compiled" and x.device.type == "cpu" and x.dtype == torch.float32
+            and supports(x.shape[1], hidden, geo.kernel)):
+        return KernelPool.apply(geo, layer_cells, memory_format, x, *params)
     return _FusedPool.apply(geo, layer_cells, memory_format, x, *params)

@@ -55,7 +55,10 @@ RTOL = 1e-4
 DEFAULT_STEPS = 5
 
 
-ROUNDING = ("torch", "cpu_capability")  # the environment entries a replay names when they differ
+ROUNDING = ("torch", "cpu_capability", "rnnpool_kernel")  # the environment entries a replay names when they differ
+#: entries added to the environment after some evidence was recorded, and the value they had then
+#: (before ``rnnpool_kernel`` was recorded, every run used the torch path)
+UNRECORDED = {"rnnpool_kernel": "torch"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class ReplayReport:
     def environment_differences(self) -> dict[str, tuple[Any, Any]]:
         """The rounding-relevant entries (:data:`ROUNDING`) that differ: ``{name: (then, now)}``."""
         then, now = self.evidence_environment, self.environment_now
-        return {k: (then.get(k), now.get(k)) for k in ROUNDING if then.get(k) != now.get(k)}
+        was = {k: then.get(k, UNRECORDED.get(k)) for k in ROUNDING}
+        return {k: (was[k], now.get(k)) for k in ROUNDING if was[k] != now.get(k)}
 
     def describe(self) -> str:
         """What was compared and the outcome, in a few lines."""

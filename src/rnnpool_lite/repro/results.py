@@ -135,14 +135,18 @@ def ordering(a: str, a_values: Iterable[float], b: str, b_values: Iterable[float
 
 
 def environment() -> dict[str, Any]:
-    """What decides a trained number's rounding on this machine: torch build, CPU capability, threads."""
+    """What decides a trained number's rounding on this machine: torch build, CPU capability, threads,
+    and which RNNPool kernel runs (``RNNPOOL_LITE_KERNEL``)."""
     import torch
+
+    from rnnpool_lite.op.compiled import selected_kernel
 
     return {
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
         "threads": torch.get_num_threads(),
+        "rnnpool_kernel": selected_kernel(),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
