@@ -83,7 +83,7 @@ static void absorb(Grad<H, d16>& total, Grad<H, v16>& item) {
   total.dz += wide(item.dz); total.dn += wide(item.dn); item.dz = item.dn = v16{};
 }
 template <int H>
-struct Seq {  // one sequence's steps for the backward: inputs, previous states, [z; c], ds
+struct Seq {  // one sequence's steps for the backward: previous states, [z; c], ds (inputs are reloaded)
   int n = 0; v16 hp[MAXK][H], zc[MAXK][2 * H], ds[MAXK][2 * H], dz, dn;
 };
 // backward of step t of s: dh in/out, dx out
@@ -133,9 +133,8 @@ struct Patch {
     for (int k = 0; k < H1; k++) h[k] = bc(0.f);
     for (int t = 0; t < len; t++) {
       int y = i * geo.sh + (dir == 0 ? idx : t), x = j * geo.sw + (dir == 0 ? t : idx);
-      v16* xv = xbuf;
-      load(y, x, g, xv);
-      step<H1, C>(c1, xv, h, s ? s->hp[t] : nullptr, s ? s->zc[t] : nullptr);
+      load(y, x, g, xbuf);
+      step<H1, C>(c1, xbuf, h, s ? s->hp[t] : nullptr, s ? s->zc[t] : nullptr);
     }
     if (s) s->n = len;
   }
