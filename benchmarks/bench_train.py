@@ -1,8 +1,9 @@
 """Training throughput of the book's models: eager float32 NCHW against ``fit``'s default execution.
 
 "eager" is how ``fit`` trained before it chose an execution (``TrainConfig(layout="nchw",
-precision="fp32")``); "default" is what ``choose_execution`` picks for the model on this device
-(``channels_last`` for models with a 2-D convolution). Both run :func:`rnnpool_lite.train.train_step`
+precision="fp32", rnnpool_kernel="torch")``); "default" is what ``choose_execution`` picks for the
+model on this device (``channels_last`` for models with a 2-D convolution, RNNPool layers on the C++
+kernel where it builds). Both run :func:`rnnpool_lite.train.train_step`
 (forward, loss, backward, SGD with momentum 0.9 and weight decay 4e-5: a per-parameter loop
 for eager, ``Execution.sgd``'s multi-tensor update for the default) from the same initial weights
 on the same batches of chapter data, interleaved: after one warm-up step each, every repeat
@@ -120,7 +121,8 @@ def run_case(name: str, case: Case, repeats: int, steps: int, precision: Precisi
     batches = _batches(case.data(), task, case.batch_size)
     cpu = torch.device("cpu")
     default = choose_execution(model, cpu, precision=precision)
-    trainers = {"eager": Trainer(copy.deepcopy(model), task, Execution(cpu, False, None), batches),
+    eager_path = Execution(cpu, False, None, rnnpool_kernel="torch")
+    trainers = {"eager": Trainer(copy.deepcopy(model), task, eager_path, batches),
                 "default": Trainer(copy.deepcopy(model), task, default, batches)}
     for trainer in trainers.values():
         trainer.steps(1)  # warm-up: first-call allocations and oneDNN primitive creation

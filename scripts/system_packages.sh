@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the test suite runs for real: the Cortex-M4 toolchain and QEMU board (chapter 8,
-# tests/test_m4_*qemu*), g++ for RNNPool's opt-in C++ kernel (rnnpool_lite.op.compiled,
+# tests/test_m4_*qemu*), g++ for RNNPool's C++ kernel (rnnpool_lite.op.compiled,
 # tests/test_compiled_kernel.py), Chromium (tests/test_book_browser.py) and Fashion-MNIST's IDX files
 # in /usr/share/datasets/fashion-mnist (rnnpool_lite.data.fashion_mnist). Installs only what is missing.
 set -euo pipefail

@@ -1,5 +1,6 @@
-"""rnnpool_lite.op.compiled: the C++ kernel equals a float64 reference to 1e-5, is opt-in, falls back to the
-torch path for sizes it does not cover, and says why when it cannot be built."""
+"""rnnpool_lite.op.compiled: the C++ kernel equals a float64 reference to 1e-5 in either memory layout, is the
+default where it builds (``auto``), falls back to the torch path for sizes it does not cover and where it cannot
+be built, and says why."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +12,16 @@ import torch
 
 import rnnpool_lite.op.fused as fused
 from rnnpool_lite import RNNPool2d
-from rnnpool_lite.op.compiled import KERNEL_ENV, KernelPool, KernelUnavailable, build, selected_kernel
+from rnnpool_lite.op import compiled
+from rnnpool_lite.op.compiled import (
+    KERNEL_ENV,
+    KernelPool,
+    KernelUnavailable,
+    build,
+    requested_kernel,
+    selected_kernel,
+    use_kernel,
+)
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                     reason="needs a C++ compiler: Debian's g++ (bash scripts/system_packages.sh)")
@@ -59,16 +69,19 @@ def test_kernel_equals_a_float64_reference(case, spy, monkeypatch: pytest.Monkey
     c, h1, h2, kernel, stride, padding, n, height, width, learn = case
     layer = RNNPool2d(c, h1, kernel, stride, padding=padding, hidden_size2=h2, learn_zeta_nu=learn)
     x = torch.randn(n, c, height, width)
-    weights = torch.randn_like(layer(x), dtype=torch.float64)
-    reference = _grads(copy.deepcopy(layer).double(), x.double(), weights)  # torch path, float64
-    assert spy.calls == 0  # RNNPOOL_LITE_KERNEL unset: the default is the torch path
+    reference_layer = copy.deepcopy(layer).double()
+    weights = torch.randn_like(reference_layer(x.double()))
+    reference = _grads(reference_layer, x.double(), weights)  # float64 always runs on the torch path
+    assert spy.calls == 0
     monkeypatch.setenv(KERNEL_ENV, "compiled")
-    got = _grads(layer, x, weights)
-    assert spy.calls == 1
-    assert got.keys() == reference.keys()
-    for name, ref in reference.items():
-        error = ((got[name].double() - ref).abs().max() / ref.abs().max()).item()
-        assert error < 1e-5, f"{name}: {error:.2e} relative to float64"
+    for layout in (torch.contiguous_format, torch.channels_last):
+        got = _grads(layer, x.contiguous(memory_format=layout), weights)
+        assert got["output"].is_contiguous(memory_format=layout)  # the output follows the input's layout
+        assert got.keys() == reference.keys()
+        for name, ref in reference.items():
+            error = ((got[name].double() - ref).abs().max() / ref.abs().max()).item()
+            assert error < 1e-5, f"{name} ({layout}): {error:.2e} relative to float64"
+    assert spy.calls == 2
 
 
 @needs_compiler
@@ -82,10 +95,50 @@ def test_sizes_the_kernel_does_not_cover_run_on_the_torch_path(spy, monkeypatch:
 
 def test_the_choice_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KERNEL_ENV, raising=False)
-    assert selected_kernel() == "torch"
+    assert requested_kernel() == "auto"
+    with use_kernel("torch"):
+        assert selected_kernel() == "torch"
+        monkeypatch.setenv(KERNEL_ENV, "compiled")
+        assert selected_kernel() == "torch"  # the block's choice wins over the environment
+    assert selected_kernel() == "compiled"
     monkeypatch.setenv(KERNEL_ENV, "fast")
-    with pytest.raises(ValueError, match="RNNPOOL_LITE_KERNEL must be one of torch, compiled; got 'fast'"):
+    with pytest.raises(ValueError, match="RNNPOOL_LITE_KERNEL must be one of auto, torch, compiled; got 'fast'"):
         selected_kernel()
+    with pytest.raises(ValueError, match="the RNNPool kernel must be one of auto, torch, compiled; got 'gpu'"), \
+            use_kernel("gpu"):
+        pass
+
+
+@needs_compiler
+def test_auto_is_the_kernel_where_it_builds(spy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    assert selected_kernel() == "compiled"
+    RNNPool2d(4, 8, 4, 2)(torch.randn(2, 4, 8, 8))
+    assert spy.calls == 1
+    with use_kernel("torch"):  # fit's off-switch (TrainConfig(rnnpool_kernel="torch"))
+        RNNPool2d(4, 8, 4, 2)(torch.randn(2, 4, 8, 8))
+    assert spy.calls == 1
+
+
+def test_auto_falls_back_to_the_torch_path_without_a_compiler(spy, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("RNNPOOL_LITE_CACHE", str(tmp_path))
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    compiled.library.cache_clear()
+    compiled.unavailable_reason.cache_clear()
+    try:
+        assert selected_kernel() == "torch"
+        assert "no C++ compiler" in (compiled.unavailable_reason() or "")
+        layer, x = RNNPool2d(4, 8, 4, 2), torch.randn(2, 4, 8, 8)
+        layer(x)
+        assert spy.calls == 0
+        with use_kernel("compiled"), pytest.raises(KernelUnavailable, match="no C\\+\\+ compiler"):
+            layer(x)  # asked for by name, the kernel must be there
+    finally:
+        compiled.library.cache_clear()
+        compiled.unavailable_reason.cache_clear()
 
 
 def test_without_a_compiler_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

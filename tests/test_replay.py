@@ -121,11 +121,26 @@ def test_evidence_from_before_the_kernel_was_recorded_counts_as_the_torch_path()
         "rnnpool_kernel": ("torch", "compiled")}
 
 
+def _recorded_kernel(evidence: Path) -> str:
+    kernels = {json.loads(p.read_text())["environment"]["rnnpool_kernel"] for p in (evidence / "runs").glob("*.json")}
+    assert len(kernels) == 1
+    return kernels.pop()
+
+
+def test_replay_runs_on_the_kernel_the_run_recorded(evidence: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded = _recorded_kernel(evidence)  # the fixture's sweep ran on this machine's default
+    other = "torch" if recorded == "compiled" else "compiled"
+    monkeypatch.setenv(KERNEL_ENV, other)  # what this session asks for does not reach the replay
+    report = replay(evidence, steps=3)
+    assert report.ok and report.environment_now["rnnpool_kernel"] == recorded, report.describe()
+    assert os.environ[KERNEL_ENV] == other  # and is put back
+
+
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="needs a C++ compiler: Debian's g++ (bash scripts/system_packages.sh)")
-def test_replay_on_the_compiled_kernel_names_it_and_keeps_the_first_step(evidence: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KERNEL_ENV, "compiled")  # the replayed notebook's kernel inherits it
-    report = replay(evidence, steps=3)
-    assert report.environment_differences == {"rnnpool_kernel": ("torch", "compiled")}, report.describe()
+def test_replay_on_the_other_kernel_names_it_and_keeps_the_first_step(evidence: Path) -> None:
+    recorded = _recorded_kernel(evidence)
+    other = "torch" if recorded == "compiled" else "compiled"
+    report = replay(evidence, steps=3, rnnpool_kernel=other)
+    assert report.environment_differences == {"rnnpool_kernel": (recorded, other)}, report.describe()
     assert report.first_mismatch != 1, report.describe()  # same data, model and loss: step 1 within 1e-4

@@ -9,6 +9,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from rnnpool_lite import RNNPool2d
+from rnnpool_lite.op import fused
+from rnnpool_lite.op.compiled import KERNEL_ENV, KernelPool, unavailable_reason
 from rnnpool_lite.train import (
     MultiLabelTask,
     TrainConfig,
@@ -340,6 +343,40 @@ def test_fast_path_on_and_off_agree():
     assert bf16.history["train_loss"].to_numpy() == pytest.approx(eager.history["train_loss"].to_numpy(), rel=0.05)
 
 
+class _PoolNet(nn.Module):
+    """A conv and an RNNPool layer, sized for the C++ kernel (C = 4, h = 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(2, 4, 1), RNNPool2d(4, 8, 2, 2), nn.Flatten(), nn.Linear(32, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="the C++ kernel does not build here")
+def test_fit_runs_rnnpool_on_the_kernel_by_default_and_a_flag_turns_it_off(monkeypatch):
+    calls = {"kernel": 0}
+
+    class Counting(KernelPool):
+        @staticmethod
+        def forward(*args):  # type: ignore[override]
+            calls["kernel"] += 1
+            return KernelPool.forward(*args)
+
+    monkeypatch.setattr(fused, "KernelPool", Counting)
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    assert choose_execution(_PoolNet(), torch.device("cpu")).rnnpool_kernel == "compiled"
+    config = dict(epochs=2, lr=0.1, batch_size=16, progress=False, device="cpu")
+    on = fit(_PoolNet(), blobs(), blobs(48, seed=1), TrainConfig(**config))
+    assert calls["kernel"] == 2 * (6 + 3)  # 6 training and 3 validation batches per epoch
+    off = fit(_PoolNet(), blobs(), blobs(48, seed=1), TrainConfig(**config, rnnpool_kernel="torch"))
+    assert calls["kernel"] == 18
+    # the two paths round differently, nothing more
+    pd.testing.assert_frame_equal(numbers(on.history), numbers(off.history), rtol=1e-3)
+
+
 def test_resume_refuses_another_layout(tmp_path):
     run(tmp_path, epochs=1)
     with pytest.raises(ValueError, match="layout"):
@@ -347,7 +384,8 @@ def test_resume_refuses_another_layout(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(layout="nhwc"), "^parameter layout='nhwc'"),
-                                           (dict(precision="fp16"), "^parameter precision='fp16'")])
+                                           (dict(precision="fp16"), "^parameter precision='fp16'"),
+                                           (dict(rnnpool_kernel="cuda"), "^parameter rnnpool_kernel='cuda'")])
 def test_bad_execution_settings(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         TrainConfig(**kwargs)

@@ -341,8 +341,9 @@ def fused_pool(layer_cells: tuple[FastGRNNCell, FastGRNNCell], x: Tensor, geo: P
 
     Returns ``(N, 4 h2, ho, wo)`` in ``memory_format``. Gradients reach ``x`` and the cells'
     parameters through autograd (the doubled weights and zeta / nu are formed outside the
-    Function). With ``RNNPOOL_LITE_KERNEL=compiled``, float32 CPU inputs of sizes the C++ kernel
-    covers run on it (:mod:`rnnpool_lite.op.compiled`); everything else on the torch path here.
+    Function). Where :func:`~rnnpool_lite.op.compiled.selected_kernel` is the C++ kernel (the
+    default where it builds), float32 CPU inputs of sizes it covers run on it
+    (:mod:`rnnpool_lite.op.compiled`); everything else on the torch path here.
     """
     params: list[Tensor] = []
     for cell in layer_cells:

@@ -231,8 +231,10 @@ class RNNPool2d(nn.Module):
         # zero padding, then cut to whole stride blocks (drops rows / columns of no patch)
         rows, cols = geo.size
         pads = (pw, cols - width + pw, ph, rows - height + ph)
-        if any(pads):
+        if any(p > 0 for p in pads):
             x = F.pad(x, pads)
+        elif any(pads):  # a cut alone: a view, not a copy (the paths gather their patches from it)
+            x = x[:, :, :rows, :cols]
         rnn1, rnn2 = self.rnn1, self.rnn2
         if (isinstance(rnn1, FastGRNNCell) and isinstance(rnn2, FastGRNNCell)
                 and not rnn1.piecewise_linear and not rnn2.piecewise_linear):

@@ -40,14 +40,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import math
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnpool_lite.repro.results import environment, git_commit, repository_root
+from rnnpool_lite.op.compiled import KERNEL_ENV, KERNELS
+from rnnpool_lite.repro.results import git_commit, repository_root
 from rnnpool_lite.repro.sweep import combinations, run_key, run_one
 
 FIRST_LOSSES = "first_losses"
@@ -152,10 +156,29 @@ def _finished_runs(folder: Path, grid: Any) -> list[dict[str, Any]]:
     return runs
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block (the run notebook's kernel process inherits it)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
 def replay(folder: str | Path, steps: int = DEFAULT_STEPS, rtol: float = RTOL, kernel: str | None = None,
-           timeout: float | None = None) -> ReplayReport:
+           timeout: float | None = None, rnnpool_kernel: str | None = None) -> ReplayReport:
     """Replay the first ``steps`` optimizer steps of the evidence run in ``folder`` with the smallest
     first seed and compare their losses with the recorded ones (relative tolerance ``rtol``).
+
+    ``kernel`` is the Jupyter kernel (default: the notebook's). RNNPool layers run on
+    ``rnnpool_kernel`` (:mod:`rnnpool_lite.op.compiled`); by default on the one the run recorded
+    (``"torch"`` for runs from before it was recorded), so that the check stays exact after the
+    default changes. Name another to see what it changes.
 
     Raises ``FileNotFoundError`` without ``provenance.json`` or the notebook it names,
     ``ValueError`` where no finished run recorded ``first_losses`` (or fewer than ``steps``), or
@@ -191,14 +214,17 @@ def replay(folder: str | Path, steps: int = DEFAULT_STEPS, rtol: float = RTOL, k
     seed = _first_seed(chosen["params"], defaults)
     parameters = {**chosen["params"], **({"seeds": [seed]} if "seeds" in defaults else {"seed": seed}),
                   "max_steps": steps}
-    result = run_one(str(notebook), parameters, kernel, timeout)
+    then = chosen.get("environment", {})
+    layer_kernel = rnnpool_kernel or then.get("rnnpool_kernel", UNRECORDED["rnnpool_kernel"])
+    with _environ(KERNEL_ENV, layer_kernel):
+        result = run_one(str(notebook), parameters, kernel, timeout)
     if result["status"] != "ok" or FIRST_LOSSES not in result["records"]:
         log = result["log"].strip().splitlines()[-20:]
         raise RuntimeError(f"the replay of run {chosen['key']} failed: {result['error'] or 'no first_losses record'}"
                            + ("\n" + "\n".join(log) if log else ""))
     replayed = [float(v) for v in result["records"][FIRST_LOSSES]]
     return ReplayReport(folder, chosen["key"], parameters, recorded, replayed, rtol, chosen.get("commit"),
-                        git_commit(root or folder), chosen.get("environment", {}), environment())
+                        git_commit(root or folder), then, result["environment"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"optimizer steps to replay (default {DEFAULT_STEPS})")
     parser.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance (default {RTOL:g})")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
+    parser.add_argument("--rnnpool-kernel", choices=KERNELS, default=None,
+                        help="what RNNPool layers run on (default: what the recorded run used)")
     args = parser.parse_args(argv)
     try:
-        report = replay(args.folder, args.steps, args.rtol, args.kernel)
+        report = replay(args.folder, args.steps, args.rtol, args.kernel, rnnpool_kernel=args.rnnpool_kernel)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -136,7 +136,7 @@ def ordering(a: str, a_values: Iterable[float], b: str, b_values: Iterable[float
 
 def environment() -> dict[str, Any]:
     """What decides a trained number's rounding on this machine: torch build, CPU capability, threads,
-    and which RNNPool kernel runs (``RNNPOOL_LITE_KERNEL``)."""
+    and which RNNPool kernel runs (:func:`rnnpool_lite.op.compiled.selected_kernel`)."""
     import torch
 
     from rnnpool_lite.op.compiled import selected_kernel

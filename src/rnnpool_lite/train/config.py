@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnpool_lite import validate
+from rnnpool_lite.op.compiled import KERNELS
 from rnnpool_lite.train.execution import LAYOUTS, PRECISIONS, Layout, Precision
 from rnnpool_lite.train.tasks import ClassificationTask, Task
 
@@ -49,6 +50,10 @@ class TrainConfig:
             ``"channels_last"`` or ``"nchw"`` (eager PyTorch's default, the slower path).
         precision: ``"auto"`` (float32: see :mod:`.execution` for why bf16 is not a default),
             ``"fp32"`` or ``"bf16"`` (autocast).
+        rnnpool_kernel: what RNNPool layers run on while training and validating: ``"auto"`` (the
+            C++ kernel where it builds here, else the torch path), ``"compiled"`` or ``"torch"`` (the
+            off-switch: the whole-batch tensor ops of :mod:`rnnpool_lite.op.fused`); ``None`` reads
+            ``$RNNPOOL_LITE_KERNEL`` (default ``"auto"``). See :mod:`rnnpool_lite.op.compiled`.
         max_steps: stop after this many optimizer steps in all (``None``: train every epoch). The
             learning-rate schedule still spans ``epochs``, so the steps taken are exactly the first
             ``max_steps`` of the full run (a replay of a recorded run checks them; see
@@ -84,6 +89,7 @@ class TrainConfig:
     grad_clip: float | None = None
     layout: Layout = "auto"
     precision: Precision = "auto"
+    rnnpool_kernel: str | None = None
     max_steps: int | None = None
     keep_freed_memory: bool = True
 
@@ -108,6 +114,7 @@ class TrainConfig:
             validate.one_of(name, getattr(self, name), (True, False))
         validate.one_of("layout", self.layout, LAYOUTS)
         validate.one_of("precision", self.precision, PRECISIONS)
+        validate.one_of("rnnpool_kernel", self.rnnpool_kernel, (None, *KERNELS))
         if not isinstance(self.task, Task):
             validate.fail("task", self.task, "an object with monitor, mode, collate_fn, loss and stats",
                           validate.ParameterTypeError)

@@ -1,13 +1,15 @@
-"""How ``fit`` runs a model's steps on a device: memory layout and autocast precision.
+"""How ``fit`` runs a model's steps on a device: memory layout, autocast precision, RNNPool's kernel.
 
 ``channels_last`` (NHWC) lets oneDNN on CPUs and cuDNN on GPUs run convolutions, BatchNorm and
 depthwise layers without the layout reorders NCHW costs them; the numbers are the same up to float
 rounding (chapter 5's task and chapter 3's probe reach the same accuracy within seed noise). It is
-the default for every model with a 2-D convolution. ``benchmarks/bench_train.py`` measures it
-against eager NCHW, interleaved: on 2 threads of an AVX-512 EPYC, MobileNetV2-0.35x for VWW trains
-about 1.4x (96 px) to 1.55x (48 px) faster, its RNNPool variant 1.2x to 1.35x (the RNNPool layer,
-which NHWC does not speed up, is a large share of that model's step); the tiny chapter-3 probe
-with a convolution gains nothing.
+the default for every model with a 2-D convolution. RNNPool layers run on the C++ kernel where it
+builds (:mod:`rnnpool_lite.op.compiled`; ``rnnpool_kernel="torch"`` is the off-switch), which NHWC
+alone does not speed up. ``benchmarks/bench_train.py`` measures the default against eager NCHW on the
+torch path, interleaved: on 2 threads of an AVX-512 EPYC, MobileNetV2-0.35x for VWW trains about 1.6x
+faster at 48 and 96 px, its RNNPool variant about 1.9x (48 px) and 1.7x (96 px), chapter 4's small
+RNNPool-Face 1.5x and the chapter-3 probe with a convolution 2.7x; the probe without one (its patch,
+the whole 32-pixel image, is larger than the kernel covers) gains nothing.
 
 bf16 autocast is opt-in (``precision="bf16"``), not a default. On that CPU (AVX512-BF16, no AMX)
 it made the base model's step slower than float32 ``channels_last`` (1.1x against 1.4x over eager
@@ -26,6 +28,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from rnnpool_lite.op.compiled import selected_kernel, use_kernel
+
 Layout = Literal["auto", "channels_last", "nchw"]
 Precision = Literal["auto", "bf16", "fp32"]
 LAYOUTS: tuple[Layout, ...] = ("auto", "channels_last", "nchw")
@@ -42,6 +46,9 @@ class Execution:
     #: SGD updates all parameters with a few multi-tensor ops (``foreach``) instead of a Python
     #: loop of small ops per parameter; the numbers are bitwise the same
     foreach_sgd: bool = False
+    #: what RNNPool layers run on inside :meth:`forward_context` (:func:`rnnpool_lite.op.compiled.use_kernel`):
+    #: ``"torch"`` (the whole-batch tensor ops of ``op.fused``) or ``"compiled"`` (the C++ kernel)
+    rnnpool_kernel: str = "torch"
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Move ``model`` to the device, in the layout its steps run in."""
@@ -74,16 +81,19 @@ class Execution:
             return {k: self.inputs(v) for k, v in batch.items()}
         return batch
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """The context the forward pass and the loss run in."""
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+    def forward_context(self) -> contextlib.ExitStack:
+        """The context the forward pass and the loss run in: the RNNPool kernel, and autocast if any."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(use_kernel(self.rnnpool_kernel))
+        if self.autocast_dtype is not None:
+            stack.enter_context(torch.autocast(self.device.type, dtype=self.autocast_dtype))
+        return stack
 
     def settings(self) -> dict[str, str]:
         """What a checkpoint records: a run resumed in another layout or precision is not bitwise the same."""
         return {"layout": "channels_last" if self.channels_last else "nchw",
-                "precision": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")}
+                "precision": "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."),
+                "rnnpool_kernel": self.rnnpool_kernel}
 
 
 def has_conv2d(model: nn.Module) -> bool:
@@ -92,10 +102,17 @@ def has_conv2d(model: nn.Module) -> bool:
 
 
 def choose_execution(model: nn.Module, device: torch.device, layout: Layout = "auto",
-                     precision: Precision = "auto") -> Execution:
+                     precision: Precision = "auto", rnnpool_kernel: str | None = None) -> Execution:
     """Resolve ``"auto"``: ``channels_last`` for models with a 2-D convolution on a CPU or a CUDA
     device, and float32 (bf16 only when asked, see the module docstring); SGD with multi-tensor
-    updates whatever the layout and precision (bitwise the same as the per-parameter loop)."""
+    updates whatever the layout and precision (bitwise the same as the per-parameter loop); RNNPool
+    layers on ``rnnpool_kernel`` (``None``: ``$RNNPOOL_LITE_KERNEL``, by default ``"auto"``: the C++
+    kernel where it builds, see :func:`rnnpool_lite.op.compiled.selected_kernel`)."""
     channels_last = layout == "channels_last" or (
         layout == "auto" and device.type in ("cpu", "cuda") and has_conv2d(model))
-    return Execution(device, channels_last, torch.bfloat16 if precision == "bf16" else None, foreach_sgd=True)
+    with contextlib.ExitStack() as stack:
+        if rnnpool_kernel is not None:
+            stack.enter_context(use_kernel(rnnpool_kernel))
+        kernel = selected_kernel()
+    return Execution(device, channels_last, torch.bfloat16 if precision == "bf16" else None, foreach_sgd=True,
+                     rnnpool_kernel=kernel)

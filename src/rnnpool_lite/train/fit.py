@@ -137,7 +137,8 @@ def _resume(config: TrainConfig, execution: Execution, model: nn.Module,
     if path is None or not config.resume or not Path(path).is_file():
         return fresh
     state = load_checkpoint(path)
-    saved, now = state["config"], _settings(config, execution)
+    # checkpoints from before the kernel was recorded were all trained on the torch path
+    saved, now = {"rnnpool_kernel": "torch", **state["config"]}, _settings(config, execution)
     clashes = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if clashes:
         raise ValueError(f"checkpoint {path} was written with other settings (saved, now): {clashes}")
@@ -222,7 +223,7 @@ def train_step(model: nn.Module, inputs: Any, targets: Any, task: Task, executio
     """Forward, loss and (with an ``optimizer``) one SGD update; returns the output and the loss.
 
     ``inputs`` and ``targets`` are on the device already (``execution.inputs``)."""
-    with execution.autocast():
+    with execution.forward_context():
         output = model(inputs)
         loss = task.loss(output, targets)
     if optimizer is not None:
@@ -322,7 +323,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, config: Tr
 
 def _train(model: nn.Module, train: Dataset, val: Dataset | None, config: TrainConfig, world: World,
            device: torch.device) -> FitResult:
-    execution = choose_execution(model, device, config.layout, config.precision)
+    execution = choose_execution(model, device, config.layout, config.precision, config.rnnpool_kernel)
     execution.prepare(model)
     if config.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()

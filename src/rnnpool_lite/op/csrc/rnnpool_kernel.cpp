@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <memory>
 #include <cstring>
-#include <thread>
+#include <omp.h>
 #include <vector>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -195,14 +195,17 @@ struct Patch {
     }
   }
 };
+// On PyTorch's OpenMP pool (the loader gives this library the libgomp.so.1 torch already loaded): threads of our
+// own would compete with its workers, which spin for a while after each torch op and starve them
 template <class F>
 static void parallel(long count, int threads, F f) {
   threads = (int)std::max(1L, std::min<long>(threads, count));
-  long per = (count + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; t++) pool.emplace_back(f, t, std::min(count, t * per), std::min(count, (t + 1) * per));
-  f(0, 0, std::min(count, per));
-  for (auto& th : pool) th.join();
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), used = omp_get_num_threads();
+    long per = (count + used - 1) / used, b = std::min(count, t * per), e = std::min(count, (t + 1) * per);
+    if (b < e) f(t, b, e);
+  }
 }
 template <int H>
 static void reduce(const Grad<H, d16>& g, int in, double* out) {  // w, b, u, d zeta, d nu
@@ -221,24 +224,41 @@ static void run_forward(const Geo& geo, const float* xt, Cell c1, Cell c2, float
     for (long it = b; it < e; it++) { long pos = it / groups; p.forward((int)(pos / geo.wo), (int)(pos % geo.wo), (it % groups) * 16, out); }
   });
 }
-// threads split the lane groups (each writes only its own images' input gradients): no races
+// threads split the lane groups where there are as many as threads (each writes only its own images' input
+// gradients); else the (lane group, patch) items, each thread into its own input-gradient buffer (thread 0 into
+// gxt), summed into gxt after in thread order: small batches and small maps keep every thread busy
 template <int H1, int H2, int C>
 static void run_backward(const Geo& geo, const float* xt, Cell c1, Cell c2, const float* gout, float* gxt,
                          double* g1, double* g2, int threads) {
   Patch<H1, H2, C> p{geo, xt, c1, c2};
-  long groups = geo.n / 16;
-  int used = (int)std::max(1L, std::min<long>(threads, groups));
+  long groups = geo.n / 16, patches = (long)geo.ho * geo.wo;
+  bool by_group = groups >= threads;
+  long items = by_group ? groups : groups * patches;
+  int used = (int)std::max(1L, std::min<long>(threads, items));
+  long size = geo.h * geo.w * geo.c * geo.n;
+  std::vector<float> own(by_group ? 0 : (used - 1) * size, 0.f);
   long n1 = 2L * H1 * geo.c + 2 * H1 + 2 * H1 * H1 + 2, n2 = 2L * H2 * H1 + 2 * H2 + 2 * H2 * H2 + 2;
   std::vector<double> part1(used * n1, 0.0), part2(used * n2, 0.0);
-  parallel(groups, used, [&](int tid, long b, long e) {
+  parallel(items, used, [&](int tid, long b, long e) {
+    float* gx = by_group || tid == 0 ? gxt : own.data() + (tid - 1) * size;
     Grad<H1, d16> a1(geo.c); Grad<H2, d16> a2(H1); Grad<H1, v16> i1(geo.c); Grad<H2, v16> i2(H1);
     std::vector<Seq<H1>> s1(2 * MAXK); auto s2 = std::make_unique<Seq<H2>>();
     for (auto& q : s1) q.dz = q.dn = v16{};
     s2->dz = s2->dn = v16{};
-    for (long gg = b; gg < e; gg++)
-      for (int i = 0; i < geo.ho; i++) for (int j = 0; j < geo.wo; j++) { p.backward(i, j, gg * 16, gout, gxt, i1, i2, s1.data(), *s2); absorb(a1, i1); absorb(a2, i2); }
+    auto one = [&](long g, long pos) {
+      p.backward((int)(pos / geo.wo), (int)(pos % geo.wo), g * 16, gout, gx, i1, i2, s1.data(), *s2);
+      absorb(a1, i1); absorb(a2, i2);
+    };
+    for (long it = b; it < e; it++) {
+      if (by_group) for (long pos = 0; pos < patches; pos++) one(it, pos);
+      else one(it / patches, it % patches);
+    }
     reduce(a1, geo.c, part1.data() + tid * n1); reduce(a2, H1, part2.data() + tid * n2);
   });
+  if (!by_group && used > 1)
+    parallel(size, threads, [&](int, long b, long e) {
+      for (int t = 0; t < used - 1; t++) { const float* o = own.data() + t * size; for (long k = b; k < e; k++) gxt[k] += o[k]; }
+    });
   for (int t = 0; t < used; t++) { for (long k = 0; k < n1; k++) g1[k] += part1[t * n1 + k]; for (long k = 0; k < n2; k++) g2[k] += part2[t * n2 + k]; }
 }
 #define DISPATCH_H(FN, CC, ...)                                                            \
@@ -270,4 +290,31 @@ extern "C" int rnnpool_backward(const float* xt, long h, long w, long n, int c, 
   if (bad(geo)) return 1;
   Cell c1{w1, b1, u1, z1, n1, c}, c2{w2, b2, u2, z2, n2, h1};
   DISPATCH(run_backward, geo, xt, c1, c2, gout, gxt, g1, g2, threads)
+}
+// (N, C, H, W) with any strides (NCHW or channels_last) to the kernel's (H, W, C, np), images n..np zero, and back:
+// a strided transpose PyTorch's copy_ does several times slower, and the kernel would pay it on every call
+extern "C" void rnnpool_pack(const float* x, long n, int c, long h, long w, long sn, long sc, long sh, long sw, long np,
+                             float* t, int threads) {
+  parallel(h, threads, [&](int, long b, long e) {
+    for (long y = b; y < e; y++)
+      for (long q = 0; q < w; q++)
+        for (int k = 0; k < c; k++) {
+          float* o = t + ((y * w + q) * c + k) * np;
+          const float* in = x + y * sh + q * sw + k * sc;
+          for (long i = 0; i < n; i++) o[i] = in[i * sn];
+          for (long i = n; i < np; i++) o[i] = 0.f;
+        }
+  });
+}
+extern "C" void rnnpool_unpack(const float* t, long n, int c, long h, long w, long np, float* x, long sn, long sc, long sh,
+                               long sw, int threads) {
+  parallel(h, threads, [&](int, long b, long e) {
+    for (long y = b; y < e; y++)
+      for (long q = 0; q < w; q++)
+        for (int k = 0; k < c; k++) {
+          const float* in = t + ((y * w + q) * c + k) * np;
+          float* o = x + y * sh + q * sw + k * sc;
+          for (long i = 0; i < n; i++) o[i * sn] = in[i];
+        }
+  });
 }
