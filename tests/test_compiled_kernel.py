@@ -101,9 +101,12 @@ def test_the_choice_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(KERNEL_ENV, "compiled")
         assert selected_kernel() == "torch"  # the block's choice wins over the environment
     assert selected_kernel() == "compiled"
+    assert selected_kernel("torch") == "torch"  # a choice given by name wins too (choose_execution's)
     monkeypatch.setenv(KERNEL_ENV, "fast")
     with pytest.raises(ValueError, match="RNNPOOL_LITE_KERNEL must be one of auto, torch, compiled; got 'fast'"):
         selected_kernel()
+    with pytest.raises(ValueError, match="the RNNPool kernel must be one of auto, torch, compiled; got 'tpu'"):
+        selected_kernel("tpu")
     with pytest.raises(ValueError, match="the RNNPool kernel must be one of auto, torch, compiled; got 'gpu'"), \
             use_kernel("gpu"):
         pass

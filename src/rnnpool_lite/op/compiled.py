@@ -96,11 +96,12 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def selected_kernel() -> str:
-    """The kernel RNNPool layers run on now: ``"compiled"`` or ``"torch"``. ``"auto"`` is the
-    compiled kernel where it builds and loads here (a C++ compiler, a Linux or macOS toolchain) and
-    the torch path elsewhere; an explicit ``"compiled"`` fails at the layer's call if it cannot."""
-    choice = requested_kernel()
+def selected_kernel(choice: str | None = None) -> str:
+    """The kernel RNNPool layers run on: ``"compiled"`` or ``"torch"``, for ``choice`` (default: what is
+    requested now, :func:`requested_kernel`). ``"auto"`` is the compiled kernel where it builds and loads
+    here (a C++ compiler, a Linux or macOS toolchain) and the torch path elsewhere; an explicit
+    ``"compiled"`` fails at the layer's call if it cannot."""
+    choice = requested_kernel() if choice is None else _valid(choice, "the RNNPool kernel")
     if choice == "auto":
         return "compiled" if unavailable_reason() is None else "torch"
     return choice

@@ -110,9 +110,5 @@ def choose_execution(model: nn.Module, device: torch.device, layout: Layout = "a
     kernel where it builds, see :func:`rnnpool_lite.op.compiled.selected_kernel`)."""
     channels_last = layout == "channels_last" or (
         layout == "auto" and device.type in ("cpu", "cuda") and has_conv2d(model))
-    with contextlib.ExitStack() as stack:
-        if rnnpool_kernel is not None:
-            stack.enter_context(use_kernel(rnnpool_kernel))
-        kernel = selected_kernel()
     return Execution(device, channels_last, torch.bfloat16 if precision == "bf16" else None, foreach_sgd=True,
-                     rnnpool_kernel=kernel)
+                     rnnpool_kernel=selected_kernel(rnnpool_kernel))
